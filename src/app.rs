@@ -1,0 +1,142 @@
+//! Builds the service from a [`Config`]: the store, the cache, both listeners and the
+//! background tasks; runs them until shut down.
+//!
+//! Each `App` has its own shutdown token, so that tests can run many apps in one process
+//! and stop each one alone.
+
+use crate::cache::LinkCache;
+use crate::config::{Config, StoreConfig};
+use crate::http::{self, AppState, admin};
+use crate::store::{ChangeListener, Store, StoreError, embedded::EmbeddedStore, redis::RedisStore};
+use axum::Router;
+use axum::response::IntoResponse;
+use futures::FutureExt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::catch_panic::CatchPanicLayer;
+
+/// How long in-flight requests may take to finish after shutdown begins.
+const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot open the store: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub struct App {
+    state: AppState,
+    public: TcpListener,
+    admin: TcpListener,
+    shutdown: CancellationToken,
+}
+
+impl App {
+    /// Opens the store and binds both listeners; serves nothing until [`App::run`].
+    pub async fn build(config: Config) -> Result<Self, StartError> {
+        let store: Arc<dyn Store> = match &config.store {
+            StoreConfig::Embedded { data_dir } => Arc::new(EmbeddedStore::open(data_dir)?),
+            StoreConfig::Redis { url } => Arc::new(RedisStore::connect(url)?),
+        };
+        let bind = |addr: SocketAddr| async move {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Bind { addr, source })
+        };
+        let public = bind(config.public_addr).await?;
+        let admin = bind(config.admin_addr).await?;
+        let state = AppState {
+            cache: Arc::new(LinkCache::new(config.cache_capacity, config.cache_ttl)),
+            auth: Arc::new(admin::auth::AdminAuth::new(&config.admin_tokens)),
+            config: Arc::new(config),
+            store,
+        };
+        // Install the recorder before the first request can record anything.
+        http::metrics::handle();
+        Ok(Self {
+            state,
+            public,
+            admin,
+            shutdown: CancellationToken::new(),
+        })
+    }
+
+    pub fn public_addr(&self) -> SocketAddr {
+        self.public
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Cancel it to shut the app down gracefully.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Serves until the shutdown token is cancelled, then lets in-flight requests finish
+    /// (up to [`DRAIN_DEADLINE`]).
+    pub async fn run(self) -> std::io::Result<()> {
+        let Self {
+            state,
+            public,
+            admin,
+            shutdown,
+        } = self;
+        let cache = state.cache.clone();
+        let listener: ChangeListener = Arc::new(move |change| {
+            let cache = cache.clone();
+            async move { cache.apply(change).await }.boxed()
+        });
+        state.store.watch_changes(listener, shutdown.clone());
+
+        let public_router = with_common_layers(http::public::router(state.clone()), "public");
+        let admin_router = with_common_layers(admin::router(state), "admin");
+        let serve = |listener: TcpListener, router: Router| {
+            let shutdown = shutdown.clone();
+            async move {
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(shutdown.cancelled_owned())
+                    .await
+            }
+        };
+        let servers = async {
+            tokio::try_join!(serve(public, public_router), serve(admin, admin_router)).map(drop)
+        };
+        tokio::pin!(servers);
+        tokio::select! {
+            result = &mut servers => result,
+            () = async {
+                shutdown.cancelled().await;
+                tokio::time::sleep(DRAIN_DEADLINE).await;
+            } => {
+                tracing::warn!("in-flight requests did not finish within {DRAIN_DEADLINE:?}; stopping");
+                Ok(())
+            }
+        }
+    }
+}
+
+fn with_common_layers(router: Router, listener: &'static str) -> Router {
+    router
+        .layer(axum::middleware::from_fn(move |req, next| {
+            http::metrics::track(listener, req, next)
+        }))
+        // A bug in one handler answers 500 for that request; the process keeps serving.
+        .layer(CatchPanicLayer::custom(|_| {
+            http::error::ApiError::Internal("a handler panicked".into()).into_response()
+        }))
+}

@@ -1,0 +1,154 @@
+//! Identifier types: short codes, campaign ids and the customer's own lead ids.
+
+use super::InvalidValue;
+use std::fmt;
+
+/// The longest custom code or campaign id we accept.
+const MAX_ID_LEN: usize = 64;
+
+/// The alphabet of generated codes: the 62 ASCII letters and digits. Custom codes may also
+/// use `_` and `-`.
+const CODE_ALPHABET: [char; 62] = [
+    'A', 'B', 'C', 'D', 'E', 'F', 'G', 'H', 'I', 'J', 'K', 'L', 'M', 'N', 'O', 'P', 'Q', 'R', 'S',
+    'T', 'U', 'V', 'W', 'X', 'Y', 'Z', 'a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k', 'l',
+    'm', 'n', 'o', 'p', 'q', 'r', 's', 't', 'u', 'v', 'w', 'x', 'y', 'z', '0', '1', '2', '3', '4',
+    '5', '6', '7', '8', '9',
+];
+
+fn is_id_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
+}
+
+fn check_id(field: &'static str, s: &str) -> Result<(), InvalidValue> {
+    if s.is_empty() || s.len() > MAX_ID_LEN || !s.bytes().all(is_id_char) {
+        return Err(InvalidValue::new(
+            field,
+            "must be 1 to 64 characters of A-Z, a-z, 0-9, '_' and '-'",
+        ));
+    }
+    Ok(())
+}
+
+/// The path segment of a short URL (`https://link.akti.fyi/<code>`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ShortCode(String);
+
+impl ShortCode {
+    pub fn parse(s: &str) -> Result<Self, InvalidValue> {
+        check_id("code", s)?;
+        Ok(Self(s.to_owned()))
+    }
+
+    /// A fresh code of `len` characters drawn from the 62 letters and digits. nanoid reads
+    /// the operating system's CSPRNG and masks bytes without modulo bias.
+    pub fn generate(len: usize) -> Self {
+        Self(nanoid::format(nanoid::rngs::default, &CODE_ALPHABET, len))
+    }
+
+    /// For values read back from our own store, which only ever holds parsed codes.
+    pub fn from_trusted(s: String) -> Self {
+        Self(s)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ShortCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The customer's campaign identifier; every link belongs to exactly one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CampaignId(String);
+
+impl CampaignId {
+    pub fn parse(s: &str) -> Result<Self, InvalidValue> {
+        check_id("campaignId", s)?;
+        Ok(Self(s.to_owned()))
+    }
+
+    pub fn from_trusted(s: String) -> Self {
+        Self(s)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The customer's own identifier for a lead, echoed in events. Opaque to us, but bounded
+/// and free of control characters so that it is safe in logs and JSON consumers.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ExternalLeadId(String);
+
+impl ExternalLeadId {
+    pub const MAX_LEN: usize = 256;
+
+    pub fn parse(s: &str) -> Result<Self, InvalidValue> {
+        if s.is_empty() || s.len() > Self::MAX_LEN || s.chars().any(char::is_control) {
+            return Err(InvalidValue::new(
+                "externalLeadId",
+                "must be 1 to 256 bytes without control characters",
+            ));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    pub fn from_trusted(s: String) -> Self {
+        Self(s)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+// Lets the redirect cache be probed with the request's `&str` without allocating.
+impl std::borrow::Borrow<str> for ShortCode {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_codes_have_the_requested_length_and_alphabet() {
+        for len in [4, 8, 22] {
+            let code = ShortCode::generate(len);
+            assert_eq!(code.as_str().len(), len);
+            assert!(code.as_str().bytes().all(|b| b.is_ascii_alphanumeric()));
+        }
+    }
+
+    #[test]
+    fn generated_codes_differ() {
+        let a = ShortCode::generate(8);
+        let b = ShortCode::generate(8);
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn ids_accept_the_documented_alphabet_only() {
+        assert!(ShortCode::parse("Ab9_-x").is_ok());
+        assert!(ShortCode::parse(&"a".repeat(64)).is_ok());
+        assert!(ShortCode::parse(&"a".repeat(65)).is_err());
+        assert!(ShortCode::parse("").is_err());
+        assert!(ShortCode::parse("a/b").is_err());
+        assert!(ShortCode::parse("é").is_err());
+        assert!(CampaignId::parse("spring sale").is_err());
+    }
+
+    #[test]
+    fn external_lead_ids_refuse_control_characters() {
+        assert!(ExternalLeadId::parse("crm-42 ü").is_ok());
+        assert!(ExternalLeadId::parse("a\nb").is_err());
+        assert!(ExternalLeadId::parse("").is_err());
+    }
+}

@@ -1,0 +1,391 @@
+//! `/v1/links`: create (single and bulk), get, patch, delete and list links.
+
+use super::super::AppState;
+use super::super::error::ApiError;
+use super::super::extract::{Json, Query};
+use crate::domain::{
+    CampaignId, Destination, ExternalLeadId, InvalidValue, Link, LinkPatch, NewLink, Phone,
+    ShortCode, format_time,
+};
+use crate::store::{LinkChange, LinkQuery};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+/// Most leads in one bulk call.
+pub const MAX_BULK_LEADS: usize = 10_000;
+const DEFAULT_PAGE: usize = 50;
+const MAX_PAGE: usize = 1000;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_link, list_links))
+        .routes(routes!(create_links_bulk))
+        .routes(routes!(get_link, patch_link, delete_link))
+}
+
+/// A link as the API shows it. Every field is present; `null` where there is no value.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LinkBody {
+    #[schema(example = "k3Jx9QaZ")]
+    code: String,
+    #[schema(example = "https://link.akti.fyi/k3Jx9QaZ")]
+    short_url: String,
+    /// The destination, normalised.
+    #[schema(example = "https://example.com/offer")]
+    url: String,
+    campaign_id: String,
+    /// E.164; `null` for a link without a lead.
+    phone: Option<String>,
+    external_lead_id: Option<String>,
+    #[schema(example = "2026-02-09T12:00:00.000Z")]
+    created_at: String,
+    expires_at: Option<String>,
+    disabled: bool,
+}
+
+impl LinkBody {
+    fn new(state: &AppState, link: &Link) -> Self {
+        Self {
+            code: link.code.to_string(),
+            short_url: state.short_url(link.code.as_str()),
+            url: link.url.as_str().to_owned(),
+            campaign_id: link.campaign_id.as_str().to_owned(),
+            phone: link.phone.as_ref().map(|p| p.as_str().to_owned()),
+            external_lead_id: link
+                .external_lead_id
+                .as_ref()
+                .map(|x| x.as_str().to_owned()),
+            created_at: format_time(&link.created_at),
+            expires_at: link.expires_at.as_ref().map(format_time),
+            disabled: link.disabled,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateLink {
+    #[schema(example = "spring-sale")]
+    campaign_id: String,
+    #[schema(example = "https://example.com/offer")]
+    url: String,
+    /// E.164. Without a phone the link redirects and counts clicks but emits no lead events.
+    #[schema(example = "+14155550123")]
+    phone: Option<String>,
+    external_lead_id: Option<String>,
+    /// A custom code (1 to 64 of `[A-Za-z0-9_-]`); generated when absent.
+    code: Option<String>,
+    /// RFC 3339; the link answers `410` from then on.
+    expires_at: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BulkLead {
+    #[schema(example = "+14155550123")]
+    phone: String,
+    external_lead_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateLinksBulk {
+    campaign_id: String,
+    url: String,
+    /// Up to 10,000 leads; links come back in the same order.
+    leads: Vec<BulkLead>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LinkList {
+    links: Vec<LinkBody>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LinkPageBody {
+    links: Vec<LinkBody>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PatchLink {
+    url: Option<String>,
+    disabled: Option<bool>,
+    /// RFC 3339, or `null` to remove the expiry.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    expires_at: Option<Option<String>>,
+}
+
+/// Tells a field sent as `null` (`Some(None)`) from a field left out (`None`).
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    de: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(de).map(Some)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    campaign_id: Option<String>,
+    /// E.164; a leading space is read as `+` (an unencoded `+` in a query string).
+    phone: Option<String>,
+    cursor: Option<String>,
+    /// 1 to 1000, default 50.
+    limit: Option<String>,
+}
+
+fn parse_time(field: &'static str, s: &str) -> Result<DateTime<Utc>, InvalidValue> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| crate::domain::from_millis(t.with_timezone(&Utc).timestamp_millis()))
+        .map_err(|_| InvalidValue::new(field, "must be an RFC 3339 timestamp"))
+}
+
+impl CreateLink {
+    fn validate(self) -> Result<NewLink, InvalidValue> {
+        Ok(NewLink {
+            campaign_id: CampaignId::parse(&self.campaign_id)?,
+            url: Destination::parse(&self.url)?,
+            phone: self.phone.as_deref().map(Phone::parse).transpose()?,
+            external_lead_id: self
+                .external_lead_id
+                .as_deref()
+                .map(ExternalLeadId::parse)
+                .transpose()?,
+            code: self.code.as_deref().map(ShortCode::parse).transpose()?,
+            expires_at: self
+                .expires_at
+                .as_deref()
+                .map(|t| parse_time("expiresAt", t))
+                .transpose()?,
+        })
+    }
+}
+
+impl CreateLinksBulk {
+    fn validate(self) -> Result<Vec<NewLink>, ApiError> {
+        if self.leads.len() > MAX_BULK_LEADS {
+            return Err(ApiError::invalid(
+                "leads",
+                format!(
+                    "must hold at most {MAX_BULK_LEADS} leads, got {}",
+                    self.leads.len()
+                ),
+            ));
+        }
+        let campaign_id = CampaignId::parse(&self.campaign_id)?;
+        let url = Destination::parse(&self.url)?;
+        self.leads
+            .into_iter()
+            .enumerate()
+            .map(|(i, lead)| {
+                let at = |e: InvalidValue| {
+                    ApiError::invalid(&format!("leads[{i}].{}", e.field), e.message)
+                };
+                Ok(NewLink {
+                    campaign_id: campaign_id.clone(),
+                    url: url.clone(),
+                    phone: Some(Phone::parse(&lead.phone).map_err(at)?),
+                    external_lead_id: lead
+                        .external_lead_id
+                        .as_deref()
+                        .map(ExternalLeadId::parse)
+                        .transpose()
+                        .map_err(at)?,
+                    code: None,
+                    expires_at: None,
+                })
+            })
+            .collect()
+    }
+}
+
+impl PatchLink {
+    fn validate(self) -> Result<LinkPatch, InvalidValue> {
+        Ok(LinkPatch {
+            url: self.url.as_deref().map(Destination::parse).transpose()?,
+            disabled: self.disabled,
+            expires_at: self
+                .expires_at
+                .map(|t| t.as_deref().map(|t| parse_time("expiresAt", t)).transpose())
+                .transpose()?,
+        })
+    }
+}
+
+impl ListParams {
+    fn validate(self) -> Result<LinkQuery, ApiError> {
+        let limit = match self.limit.as_deref() {
+            None => DEFAULT_PAGE,
+            Some(s) => s
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=MAX_PAGE).contains(n))
+                .ok_or_else(|| ApiError::invalid("limit", "must be a number from 1 to 1000"))?,
+        };
+        let phone = self.phone.map(|p| match p.strip_prefix(' ') {
+            Some(rest) => format!("+{rest}"),
+            None => p,
+        });
+        Ok(LinkQuery {
+            campaign_id: self
+                .campaign_id
+                .as_deref()
+                .map(CampaignId::parse)
+                .transpose()?,
+            phone: phone.as_deref().map(Phone::parse).transpose()?,
+            cursor: self.cursor.filter(|c| !c.is_empty()),
+            limit,
+        })
+    }
+}
+
+/// A code in a path that cannot exist is simply not found.
+fn path_code(code: &str) -> Result<ShortCode, ApiError> {
+    ShortCode::parse(code).map_err(|_| ApiError::NotFound("link"))
+}
+
+/// Drops `code` from this instance's cache now, and from every other instance's through
+/// the store. The change is already committed; a failed announcement leaves the others to
+/// their cache TTL, so it is logged rather than failing the request.
+async fn propagate_change(state: &AppState, code: &ShortCode) {
+    state.cache.apply(LinkChange::One(code.clone())).await;
+    if let Err(e) = state.store.announce_change(code).await {
+        tracing::warn!(error = %e, code = %code, "could not announce a link change");
+    }
+}
+
+/// Create a link, or return the existing one with the same campaign, phone and URL.
+#[utoipa::path(post, path = "/v1/links", tag = "links", request_body = CreateLink,
+    responses(
+        (status = 201, description = "Created", body = LinkBody),
+        (status = 200, description = "A link with this campaignId, phone and url already existed", body = LinkBody),
+        (status = 409, description = "The custom code is taken, or this identity has another code"),
+        (status = 422, description = "Invalid field"),
+    ))]
+async fn create_link(
+    State(state): State<AppState>,
+    Json(body): Json<CreateLink>,
+) -> Result<Response, ApiError> {
+    let new = body.validate()?;
+    let created = state
+        .store
+        .create_links(vec![new], state.config.code_length)
+        .await?
+        .pop()
+        .ok_or_else(|| ApiError::Internal("the store returned no link".into()))?;
+    let status = if created.is_new {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, axum::Json(LinkBody::new(&state, &created.link))).into_response())
+}
+
+/// Create one link per lead for a campaign URL, in the order given (idempotent per lead).
+#[utoipa::path(post, path = "/v1/links/bulk", tag = "links", request_body = CreateLinksBulk,
+    responses(
+        (status = 200, description = "The links, in the order of `leads`", body = LinkList),
+        (status = 422, description = "Invalid field, or more than 10,000 leads"),
+    ))]
+async fn create_links_bulk(
+    State(state): State<AppState>,
+    Json(body): Json<CreateLinksBulk>,
+) -> Result<axum::Json<LinkList>, ApiError> {
+    let links = body.validate()?;
+    let created = state
+        .store
+        .create_links(links, state.config.code_length)
+        .await?;
+    Ok(axum::Json(LinkList {
+        links: created
+            .iter()
+            .map(|c| LinkBody::new(&state, &c.link))
+            .collect(),
+    }))
+}
+
+#[utoipa::path(get, path = "/v1/links/{code}", tag = "links",
+    params(("code" = String, Path, description = "Short code")),
+    responses((status = 200, body = LinkBody), (status = 404, description = "No such link")))]
+async fn get_link(
+    State(state): State<AppState>,
+    Path(code): Path<String>,
+) -> Result<axum::Json<LinkBody>, ApiError> {
+    let code = path_code(&code)?;
+    let link = state
+        .store
+        .get_link(&code)
+        .await?
+        .ok_or(ApiError::NotFound("link"))?;
+    Ok(axum::Json(LinkBody::new(&state, &link)))
+}
+
+/// Change the destination, disable or re-enable, or set or clear the expiry. Takes effect
+/// on every instance within a second.
+#[utoipa::path(patch, path = "/v1/links/{code}", tag = "links", request_body = PatchLink,
+    params(("code" = String, Path, description = "Short code")),
+    responses(
+        (status = 200, body = LinkBody),
+        (status = 404, description = "No such link"),
+        (status = 409, description = "Another link already has the new campaign, phone and url"),
+    ))]
+async fn patch_link(
+    State(state): State<AppState>,
+    Path(code): Path<String>,
+    Json(body): Json<PatchLink>,
+) -> Result<axum::Json<LinkBody>, ApiError> {
+    let code = path_code(&code)?;
+    let patch = body.validate()?;
+    let link = state
+        .store
+        .update_link(&code, &patch)
+        .await?
+        .ok_or(ApiError::NotFound("link"))?;
+    propagate_change(&state, &code).await;
+    Ok(axum::Json(LinkBody::new(&state, &link)))
+}
+
+#[utoipa::path(delete, path = "/v1/links/{code}", tag = "links",
+    params(("code" = String, Path, description = "Short code")),
+    responses((status = 204, description = "Deleted"), (status = 404, description = "No such link")))]
+async fn delete_link(
+    State(state): State<AppState>,
+    Path(code): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let code = path_code(&code)?;
+    if !state.store.delete_link(&code).await? {
+        return Err(ApiError::NotFound("link"));
+    }
+    propagate_change(&state, &code).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// List links, oldest first, optionally of one campaign and/or one lead.
+#[utoipa::path(get, path = "/v1/links", tag = "links", params(ListParams),
+    responses((status = 200, body = LinkPageBody), (status = 422, description = "Invalid parameter")))]
+async fn list_links(
+    State(state): State<AppState>,
+    Query(params): Query<ListParams>,
+) -> Result<axum::Json<LinkPageBody>, ApiError> {
+    let query = params.validate()?;
+    let page = state.store.list_links(&query).await?;
+    Ok(axum::Json(LinkPageBody {
+        links: page
+            .links
+            .iter()
+            .map(|l| LinkBody::new(&state, l))
+            .collect(),
+        next_cursor: page.next_cursor,
+    }))
+}

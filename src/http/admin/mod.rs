@@ -1,0 +1,74 @@
+//! The admin listener: the `/v1` API behind bearer tokens, its OpenAPI document, and
+//! `/metrics`, `/healthz`, `/readyz` for operators.
+//!
+//! The OpenAPI document is collected from the handlers' `#[utoipa::path]` annotations as
+//! the routes are registered, so it cannot drift from the router.
+
+pub mod auth;
+pub mod links;
+
+use super::error::ApiError;
+use super::{AppState, metrics, public};
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+
+/// A bulk call of 10,000 leads with long external ids stays well below this.
+const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "akti-link admin API", description = "Short, per-lead tracked links for SMS campaigns."),
+    modifiers(&BearerAuth),
+    security(("bearer" = []))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        // utoipa copies an empty license from Cargo.toml; say nothing instead.
+        openapi.info.license = None;
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+            );
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(links::router())
+        .split_for_parts();
+    // Rendered once: the document cannot change while the process runs.
+    let openapi = axum::body::Bytes::from(openapi.to_pretty_json().unwrap_or_default());
+    api.route(
+        "/v1/openapi.json",
+        get(move || async move {
+            (
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                openapi,
+            )
+        }),
+    )
+    .route("/metrics", get(metrics::render))
+    .route("/healthz", get(public::healthz))
+    .route("/readyz", get(public::readyz))
+    .fallback(|| async { ApiError::NotFound("route") })
+    .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+    // Applied to the fallbacks too, so an unknown `/v1` path without a token is a 401,
+    // not a map of which routes exist.
+    .layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        auth::require_token,
+    ))
+    .with_state(state)
+    .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+}

@@ -1,0 +1,120 @@
+//! The public listener: `GET|HEAD /{code}` redirects, `/healthz`, `/readyz`.
+
+use super::AppState;
+use crate::domain::ShortCode;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use std::time::Duration;
+
+/// Every answer on this listener tells browsers and proxies not to keep it: each repeat
+/// click must reach us to be counted.
+const NO_STORE: HeaderValue = HeaderValue::from_static("private, no-store");
+/// How long `/readyz` waits for the store before calling it unavailable.
+const READY_TIMEOUT: Duration = Duration::from_secs(1);
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/{code}", get(redirect))
+        .fallback(not_found_page)
+        .with_state(state)
+        // Nothing public takes a large body; the Twilio callback is a few hundred bytes.
+        .layer(DefaultBodyLimit::max(64 * 1024))
+}
+
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    match tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await {
+        Ok(Ok(())) => (StatusCode::OK, "ready\n").into_response(),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response(),
+    }
+}
+
+/// `GET /{code}` (axum answers `HEAD` with the same handler, without the body).
+async fn redirect(State(state): State<AppState>, Path(code): Path<String>) -> Response {
+    // Junk paths are answered without touching the cache or the store.
+    if ShortCode::parse(&code).is_err() {
+        return not_found(&state);
+    }
+    match state.cache.lookup(&code, state.store.as_ref()).await {
+        Ok(Some(entry)) => match entry.link.check_live(chrono::Utc::now()) {
+            Ok(()) => found(entry.location.clone()),
+            Err(_) => gone(&state),
+        },
+        Ok(None) => not_found(&state),
+        Err(e) => {
+            tracing::warn!(error = %e, "redirect lookup failed: store unavailable");
+            unavailable()
+        }
+    }
+}
+
+fn found(location: HeaderValue) -> Response {
+    (
+        StatusCode::FOUND,
+        [
+            (header::LOCATION, location),
+            (header::CACHE_CONTROL, NO_STORE),
+        ],
+    )
+        .into_response()
+}
+
+fn fallback(state: &AppState) -> Option<Response> {
+    let url = state.config.fallback_url.as_deref()?;
+    HeaderValue::from_str(url).ok().map(found)
+}
+
+fn page(status: StatusCode, title: &str, text: &str) -> Response {
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+         <title>{title}</title></head><body style=\"font-family:system-ui,sans-serif;\
+         max-width:32rem;margin:4rem auto;padding:0 1rem\"><h1>{title}</h1><p>{text}</p>\
+         </body></html>"
+    );
+    (status, [(header::CACHE_CONTROL, NO_STORE)], Html(html)).into_response()
+}
+
+fn not_found(state: &AppState) -> Response {
+    fallback(state).unwrap_or_else(|| {
+        page(
+            StatusCode::NOT_FOUND,
+            "Link not found",
+            "This link does not exist. Please check the address in your message.",
+        )
+    })
+}
+
+fn gone(state: &AppState) -> Response {
+    fallback(state).unwrap_or_else(|| {
+        page(
+            StatusCode::GONE,
+            "Link no longer available",
+            "This link has expired or has been turned off.",
+        )
+    })
+}
+
+fn unavailable() -> Response {
+    let mut response = page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Temporarily unavailable",
+        "We could not open this link right now. Please try again in a moment.",
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    response
+}
+
+async fn not_found_page(State(state): State<AppState>) -> Response {
+    not_found(&state)
+}

@@ -1,0 +1,666 @@
+//! The Redis store: the production backend, shared by every instance of the service.
+//!
+//! # Key layout
+//!
+//! Every key starts with `akti:`. The part in braces is a Redis Cluster hash tag: keys that
+//! a later script must touch together share it, so that a move to Cluster needs only
+//! these tags, not a redesign. Today no command touches two keys at once.
+//!
+//! | key | type | holds |
+//! | --- | --- | --- |
+//! | `akti:link:{<code>}` | hash | the link: `u` url, `c` campaign, `p` phone, `x` external lead id, `t` created (unix ms), `e` expires (unix ms), `d` disabled (`0`/`1`); absent fields are `null` |
+//! | `akti:identity:{<campaign>}:<sha256(phone NUL url)>` | string | the code of the link with that identity: makes creation idempotent |
+//! | `akti:index:all` | sorted set | every link, as members `<created ms, 13 digits>:<code>` at score 0, so that `ZRANGE … BYLEX` pages in creation order |
+//! | `akti:index:campaign:{<campaign>}` | sorted set | the same members, for one campaign |
+//! | `akti:index:phone:{<phone>}` | sorted set | the same members, for one lead |
+//! | channel `akti:link-changes` | pub/sub | codes of links that changed, so that every instance drops them from its cache |
+//!
+//! # Creating a link without multi-key transactions
+//!
+//! 1. Look the identity up; a live link there is the answer (`200`).
+//! 2. Claim the code: a script writes the link hash only if the key does not exist.
+//! 3. Bind the identity to the code: a script sets it only if it is unset or still names
+//!    the dead link seen in step 1. If another creator won the race, we delete our claim
+//!    and answer with its link.
+//! 4. Add the index entries.
+//!
+//! Each step touches one key. A crash between 2 and 3 leaves an unreachable link hash
+//! (its code was never returned to anyone); a crash between 3 and 4 leaves a link missing
+//! from `GET /v1/links` until it is created again.
+
+use super::{ChangeListener, Created, LinkChange, LinkPage, LinkQuery, Store, StoreError};
+use crate::domain::{
+    CampaignId, Destination, ExternalLeadId, Link, LinkPatch, NewLink, Phone, ShortCode,
+    from_millis, now_millis,
+};
+use async_trait::async_trait;
+use futures::StreamExt;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+const CHANGES_CHANNEL: &str = "akti:link-changes";
+const INDEX_ALL: &str = "akti:index:all";
+/// How long one command may take before the store counts as unavailable. Short, because a
+/// redirect waits on it.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+const CODE_ATTEMPTS: usize = 10;
+
+/// Writes the link hash only if the code is free. KEYS[1] link; ARGV field/value pairs.
+const CLAIM_CODE: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return 1";
+
+/// Points an identity at a code if it is unset or names a dead link; answers the code the
+/// identity names afterwards. KEYS[1] identity; ARGV[1] our code, ARGV[2] the dead code.
+const BIND_IDENTITY: &str = r"
+local current = redis.call('GET', KEYS[1])
+if current == false or current == ARGV[2] then
+  redis.call('SET', KEYS[1], ARGV[1])
+  return ARGV[1]
+end
+return current";
+
+/// Deletes an identity only if it still names this code. KEYS[1] identity; ARGV[1] code.
+const UNBIND_IDENTITY: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1";
+
+/// Updates an existing link hash. KEYS[1] link; ARGV[1] '1' to clear the expiry, then
+/// field/value pairs.
+const PATCH_LINK: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if ARGV[1] == '1' then redis.call('HDEL', KEYS[1], 'e') end
+if #ARGV > 1 then redis.call('HSET', KEYS[1], unpack(ARGV, 2)) end
+return 1";
+
+fn link_key(code: &str) -> String {
+    format!("akti:link:{{{code}}}")
+}
+
+fn identity_key(campaign: &CampaignId, phone: Option<&Phone>, url: &Destination) -> String {
+    let mut hash = Sha256::new();
+    hash.update(phone.map_or("", Phone::as_str));
+    hash.update([0]);
+    hash.update(url.as_str());
+    let digest = hash.finalize();
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("akti:identity:{{{}}}:{hex}", campaign.as_str())
+}
+
+fn campaign_index(campaign: &CampaignId) -> String {
+    format!("akti:index:campaign:{{{}}}", campaign.as_str())
+}
+
+fn phone_index(phone: &Phone) -> String {
+    format!("akti:index:phone:{{{}}}", phone.as_str())
+}
+
+/// The sorted-set member of a link in every index; also the list cursor.
+fn index_member(link: &Link) -> String {
+    format!("{:013}:{}", link.created_at.timestamp_millis(), link.code)
+}
+
+fn code_of_member(member: &str) -> Option<&str> {
+    let (ms, code) = member.split_once(':')?;
+    (ms.len() == 13 && ms.bytes().all(|b| b.is_ascii_digit()) && ShortCode::parse(code).is_ok())
+        .then_some(code)
+}
+
+fn link_fields(link: &Link) -> Vec<(&'static str, String)> {
+    let mut fields = vec![
+        ("u", link.url.as_str().to_owned()),
+        ("c", link.campaign_id.as_str().to_owned()),
+        ("t", link.created_at.timestamp_millis().to_string()),
+        ("d", u8::from(link.disabled).to_string()),
+    ];
+    if let Some(phone) = &link.phone {
+        fields.push(("p", phone.as_str().to_owned()));
+    }
+    if let Some(lead) = &link.external_lead_id {
+        fields.push(("x", lead.as_str().to_owned()));
+    }
+    if let Some(expires) = link.expires_at {
+        fields.push(("e", expires.timestamp_millis().to_string()));
+    }
+    fields
+}
+
+fn link_from_hash(code: &str, mut h: HashMap<String, String>) -> Result<Option<Link>, StoreError> {
+    if h.is_empty() {
+        return Ok(None);
+    }
+    let corrupt = |what: &str| StoreError::Corrupt(format!("link {code}: {what}"));
+    let millis = |s: String| {
+        s.parse::<i64>()
+            .map(from_millis)
+            .map_err(|_| corrupt("time"))
+    };
+    Ok(Some(Link {
+        code: ShortCode::from_trusted(code.to_owned()),
+        url: Destination::from_trusted(&h.remove("u").ok_or_else(|| corrupt("no url"))?),
+        campaign_id: CampaignId::from_trusted(h.remove("c").ok_or_else(|| corrupt("no campaign"))?),
+        phone: h.remove("p").map(Phone::from_trusted),
+        external_lead_id: h.remove("x").map(ExternalLeadId::from_trusted),
+        created_at: millis(h.remove("t").ok_or_else(|| corrupt("no created time"))?)?,
+        expires_at: h.remove("e").map(millis).transpose()?,
+        disabled: h.remove("d").as_deref() == Some("1"),
+    }))
+}
+
+fn eval(script: &str, key: &str) -> redis::Cmd {
+    let mut cmd = redis::cmd("EVAL");
+    cmd.arg(script).arg(1).arg(key);
+    cmd
+}
+
+pub struct RedisStore {
+    client: redis::Client,
+    /// Shared, multiplexed and self-reconnecting; cheap to clone per call.
+    conn: ConnectionManager,
+}
+
+impl RedisStore {
+    /// Prepares the connection without waiting for Redis: the service starts, and answers
+    /// `/readyz` with `503`, while Redis is still down.
+    pub fn connect(url: &str) -> Result<Self, StoreError> {
+        let client = redis::Client::open(url).map_err(StoreError::unavailable)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(1)))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)
+            .map_err(StoreError::unavailable)?;
+        Ok(Self { client, conn })
+    }
+
+    fn conn(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    async fn fetch_links(&self, codes: &[String]) -> Result<Vec<Option<Link>>, StoreError> {
+        if codes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for code in codes {
+            pipe.hgetall(link_key(code));
+        }
+        let hashes: Vec<HashMap<String, String>> = pipe
+            .query_async(&mut self.conn())
+            .await
+            .map_err(StoreError::unavailable)?;
+        codes
+            .iter()
+            .zip(hashes)
+            .map(|(code, h)| link_from_hash(code, h))
+            .collect()
+    }
+
+    /// Step 1 of creation: the live links already holding each identity, and the dead
+    /// codes that identities still name.
+    async fn find_identities(
+        &self,
+        keys: &[String],
+    ) -> Result<Vec<(Option<Link>, Option<String>)>, StoreError> {
+        let mut pipe = redis::pipe();
+        for key in keys {
+            pipe.get(key);
+        }
+        let codes: Vec<Option<String>> = pipe
+            .query_async(&mut self.conn())
+            .await
+            .map_err(StoreError::unavailable)?;
+        let named: Vec<String> = codes.iter().flatten().cloned().collect();
+        let mut found = self.fetch_links(&named).await?.into_iter();
+        Ok(codes
+            .into_iter()
+            .map(|code| match code {
+                None => (None, None),
+                Some(code) => match found.next().flatten() {
+                    Some(link) => (Some(link), None),
+                    None => (None, Some(code)),
+                },
+            })
+            .collect())
+    }
+
+    /// Step 2: claims codes for `links`, drawing new codes after collisions. Answers, per
+    /// link, whether the claim held; a taken custom code is `CodeTaken` for the call.
+    async fn claim_codes(
+        &self,
+        links: &mut [Link],
+        custom: &[bool],
+        code_length: usize,
+    ) -> Result<(), StoreError> {
+        let mut pending: Vec<usize> = (0..links.len()).collect();
+        for _ in 0..CODE_ATTEMPTS {
+            if pending.is_empty() {
+                return Ok(());
+            }
+            let mut pipe = redis::pipe();
+            for &i in &pending {
+                let mut cmd = eval(CLAIM_CODE, &link_key(links[i].code.as_str()));
+                for (field, value) in link_fields(&links[i]) {
+                    cmd.arg(field).arg(value);
+                }
+                pipe.add_command(cmd);
+            }
+            let claimed: Vec<bool> = pipe
+                .query_async(&mut self.conn())
+                .await
+                .map_err(StoreError::unavailable)?;
+            let mut retry = Vec::new();
+            for (&i, ok) in pending.iter().zip(claimed) {
+                if ok {
+                    continue;
+                }
+                if custom[i] {
+                    return Err(StoreError::CodeTaken);
+                }
+                links[i].code = ShortCode::generate(code_length);
+                retry.push(i);
+            }
+            pending = retry;
+        }
+        if pending.is_empty() {
+            Ok(())
+        } else {
+            Err(StoreError::unavailable(std::io::Error::other(
+                "no free code found; raise AKTI_CODE_LENGTH",
+            )))
+        }
+    }
+
+    async fn add_to_indexes(&self, links: &[&Link]) -> Result<(), StoreError> {
+        if links.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for link in links {
+            let member = index_member(link);
+            pipe.zadd(INDEX_ALL, &member, 0).ignore();
+            pipe.zadd(campaign_index(&link.campaign_id), &member, 0)
+                .ignore();
+            if let Some(phone) = &link.phone {
+                pipe.zadd(phone_index(phone), &member, 0).ignore();
+            }
+        }
+        pipe.query_async::<()>(&mut self.conn())
+            .await
+            .map_err(StoreError::unavailable)
+    }
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        redis::cmd("PING")
+            .query_async::<String>(&mut self.conn())
+            .await
+            .map(drop)
+            .map_err(StoreError::unavailable)
+    }
+
+    async fn create_links(
+        &self,
+        links: Vec<NewLink>,
+        code_length: usize,
+    ) -> Result<Vec<Created>, StoreError> {
+        // The same identity twice in one call is one link: resolve each identity once.
+        let mut identities: Vec<String> = Vec::new();
+        let mut slot_of: HashMap<String, usize> = HashMap::new();
+        let mut firsts: Vec<NewLink> = Vec::new();
+        let order: Vec<usize> = links
+            .into_iter()
+            .map(|new| {
+                let (c, p, u) = new.identity();
+                let key = identity_key(c, p, u);
+                *slot_of.entry(key.clone()).or_insert_with(|| {
+                    identities.push(key);
+                    firsts.push(new);
+                    identities.len() - 1
+                })
+            })
+            .collect();
+
+        let found = self.find_identities(&identities).await?;
+        let mut results: Vec<Option<Created>> = vec![None; identities.len()];
+        let mut fresh: Vec<(usize, Link, bool, Option<String>)> = Vec::new();
+        let now = now_millis();
+        for (slot, (new, (live, dead))) in firsts.into_iter().zip(found).enumerate() {
+            match live {
+                Some(link) => {
+                    if new.code.as_ref().is_some_and(|c| *c != link.code) {
+                        return Err(StoreError::IdentityTaken);
+                    }
+                    results[slot] = Some(Created {
+                        link,
+                        is_new: false,
+                    });
+                }
+                None => {
+                    let custom = new.code.is_some();
+                    let code = new
+                        .code
+                        .clone()
+                        .unwrap_or_else(|| ShortCode::generate(code_length));
+                    fresh.push((slot, new.into_link(code, now), custom, dead));
+                }
+            }
+        }
+
+        if !fresh.is_empty() {
+            let mut claimed: Vec<Link> = fresh.iter().map(|f| f.1.clone()).collect();
+            let custom: Vec<bool> = fresh.iter().map(|f| f.2).collect();
+            match self.claim_codes(&mut claimed, &custom, code_length).await {
+                Err(StoreError::CodeTaken) => {
+                    // Custom codes come one link at a time. The code may hold a link of
+                    // this very identity whose identity key a crash never wrote: that is
+                    // the link asked for, not a conflict.
+                    let wanted = &fresh[0].1;
+                    return match self.get_link(&wanted.code).await? {
+                        Some(link) if link.identity() == wanted.identity() => {
+                            let (c, p, u) = link.identity();
+                            eval(BIND_IDENTITY, &identity_key(c, p, u))
+                                .arg(link.code.as_str())
+                                .arg(fresh[0].3.as_deref().unwrap_or(""))
+                                .query_async::<String>(&mut self.conn())
+                                .await
+                                .map_err(StoreError::unavailable)?;
+                            self.add_to_indexes(&[&link]).await?;
+                            Ok(vec![
+                                Created {
+                                    link,
+                                    is_new: false
+                                };
+                                order.len()
+                            ])
+                        }
+                        _ => Err(StoreError::CodeTaken),
+                    };
+                }
+                other => other?,
+            }
+            let mut pipe = redis::pipe();
+            for ((_, _, _, dead), link) in fresh.iter().zip(&claimed) {
+                let (c, p, u) = link.identity();
+                pipe.add_command({
+                    let mut cmd = eval(BIND_IDENTITY, &identity_key(c, p, u));
+                    cmd.arg(link.code.as_str())
+                        .arg(dead.as_deref().unwrap_or(""));
+                    cmd
+                });
+            }
+            let bound: Vec<String> = pipe
+                .query_async(&mut self.conn())
+                .await
+                .map_err(StoreError::unavailable)?;
+            let mut lost_races: Vec<(usize, String)> = Vec::new();
+            let mut won: Vec<&Link> = Vec::new();
+            for (((slot, ..), link), winner) in fresh.iter().zip(&claimed).zip(bound) {
+                if winner == link.code.as_str() {
+                    results[*slot] = Some(Created {
+                        link: link.clone(),
+                        is_new: true,
+                    });
+                    won.push(link);
+                } else {
+                    lost_races.push((*slot, winner));
+                }
+            }
+            self.add_to_indexes(&won).await?;
+            if !lost_races.is_empty() {
+                // Another creator bound these identities first: drop our claims and answer
+                // with its links.
+                let mut pipe = redis::pipe();
+                for ((slot, ..), link) in fresh.iter().zip(&claimed) {
+                    if lost_races.iter().any(|(s, _)| s == slot) {
+                        pipe.del(link_key(link.code.as_str())).ignore();
+                    }
+                }
+                pipe.query_async::<()>(&mut self.conn())
+                    .await
+                    .map_err(StoreError::unavailable)?;
+                let codes: Vec<String> = lost_races.iter().map(|(_, c)| c.clone()).collect();
+                let winners = self.fetch_links(&codes).await?;
+                for ((slot, _), link) in lost_races.into_iter().zip(winners) {
+                    let link = link.ok_or_else(|| {
+                        StoreError::unavailable(std::io::Error::other(
+                            "a concurrent creation did not finish; retry",
+                        ))
+                    })?;
+                    results[slot] = Some(Created {
+                        link,
+                        is_new: false,
+                    });
+                }
+            }
+        }
+
+        order
+            .into_iter()
+            .map(|slot| {
+                results[slot]
+                    .clone()
+                    .ok_or_else(|| StoreError::Corrupt("unresolved link".into()))
+            })
+            .collect()
+    }
+
+    async fn get_link(&self, code: &ShortCode) -> Result<Option<Link>, StoreError> {
+        let hash: HashMap<String, String> = redis::cmd("HGETALL")
+            .arg(link_key(code.as_str()))
+            .query_async(&mut self.conn())
+            .await
+            .map_err(StoreError::unavailable)?;
+        link_from_hash(code.as_str(), hash)
+    }
+
+    async fn update_link(
+        &self,
+        code: &ShortCode,
+        patch: &LinkPatch,
+    ) -> Result<Option<Link>, StoreError> {
+        let Some(before) = self.get_link(code).await? else {
+            return Ok(None);
+        };
+        let mut after = before.clone();
+        patch.apply(&mut after);
+        let moves_identity = after.url != before.url;
+        if moves_identity {
+            let (c, p, u) = after.identity();
+            let key = identity_key(c, p, u);
+            let holder: Option<String> = redis::cmd("GET")
+                .arg(&key)
+                .query_async(&mut self.conn())
+                .await
+                .map_err(StoreError::unavailable)?;
+            let dead = match holder {
+                Some(h) if h != code.as_str() => {
+                    if self
+                        .get_link(&ShortCode::from_trusted(h.clone()))
+                        .await?
+                        .is_some()
+                    {
+                        return Err(StoreError::IdentityTaken);
+                    }
+                    h
+                }
+                _ => String::new(),
+            };
+            let winner: String = eval(BIND_IDENTITY, &key)
+                .arg(code.as_str())
+                .arg(&dead)
+                .query_async(&mut self.conn())
+                .await
+                .map_err(StoreError::unavailable)?;
+            if winner != code.as_str() {
+                return Err(StoreError::IdentityTaken);
+            }
+        }
+        let mut cmd = eval(PATCH_LINK, &link_key(code.as_str()));
+        cmd.arg(if after.expires_at.is_none() { "1" } else { "0" });
+        cmd.arg("u").arg(after.url.as_str());
+        cmd.arg("d").arg(u8::from(after.disabled));
+        if let Some(expires) = after.expires_at {
+            cmd.arg("e").arg(expires.timestamp_millis());
+        }
+        let existed: bool = cmd
+            .query_async(&mut self.conn())
+            .await
+            .map_err(StoreError::unavailable)?;
+        let (c, p, u) = if existed {
+            before.identity()
+        } else {
+            after.identity()
+        };
+        if moves_identity {
+            // Release the identity this link no longer has (or, if it vanished meanwhile,
+            // the one we just bound).
+            eval(UNBIND_IDENTITY, &identity_key(c, p, u))
+                .arg(code.as_str())
+                .query_async::<()>(&mut self.conn())
+                .await
+                .map_err(StoreError::unavailable)?;
+        }
+        Ok(existed.then_some(after))
+    }
+
+    async fn delete_link(&self, code: &ShortCode) -> Result<bool, StoreError> {
+        let Some(link) = self.get_link(code).await? else {
+            return Ok(false);
+        };
+        let (c, p, u) = link.identity();
+        let member = index_member(&link);
+        let mut pipe = redis::pipe();
+        pipe.add_command({
+            let mut cmd = eval(UNBIND_IDENTITY, &identity_key(c, p, u));
+            cmd.arg(code.as_str());
+            cmd
+        })
+        .ignore();
+        pipe.zrem(INDEX_ALL, &member).ignore();
+        pipe.zrem(campaign_index(&link.campaign_id), &member)
+            .ignore();
+        if let Some(phone) = &link.phone {
+            pipe.zrem(phone_index(phone), &member).ignore();
+        }
+        pipe.del(link_key(code.as_str()));
+        let (deleted,): (u32,) = pipe
+            .query_async(&mut self.conn())
+            .await
+            .map_err(StoreError::unavailable)?;
+        Ok(deleted > 0)
+    }
+
+    async fn list_links(&self, query: &LinkQuery) -> Result<LinkPage, StoreError> {
+        let mut from = match &query.cursor {
+            Some(c) if code_of_member(c).is_some() => format!("({c}"),
+            Some(_) => return Err(StoreError::InvalidCursor),
+            None => "-".to_owned(),
+        };
+        let index = match (&query.phone, &query.campaign_id) {
+            (Some(phone), _) => phone_index(phone),
+            (None, Some(campaign)) => campaign_index(campaign),
+            (None, None) => INDEX_ALL.to_owned(),
+        };
+        // Read one more than asked, to know whether there is a next page. With a phone
+        // and a campaign, the phone index is filtered by campaign, page after page.
+        let want = query.limit + 1;
+        let mut found: Vec<(String, Link)> = Vec::with_capacity(want);
+        loop {
+            let members: Vec<String> = redis::cmd("ZRANGE")
+                .arg(&index)
+                .arg(&from)
+                .arg("+")
+                .arg("BYLEX")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(want)
+                .query_async(&mut self.conn())
+                .await
+                .map_err(StoreError::unavailable)?;
+            let codes: Vec<String> = members
+                .iter()
+                .map(|m| code_of_member(m).unwrap_or_default().to_owned())
+                .collect();
+            let links = self.fetch_links(&codes).await?;
+            for (member, link) in members.iter().zip(links) {
+                let matches = link.as_ref().is_some_and(|l| {
+                    query
+                        .campaign_id
+                        .as_ref()
+                        .is_none_or(|c| *c == l.campaign_id)
+                });
+                if matches && found.len() < want {
+                    found.push((member.clone(), link.expect("checked by matches")));
+                }
+            }
+            match members.last() {
+                Some(last) if members.len() == want && found.len() < want => {
+                    from = format!("({last}");
+                }
+                _ => break,
+            }
+        }
+        let next_cursor = (found.len() > query.limit).then(|| {
+            found.truncate(query.limit);
+            found.last().map(|(m, _)| m.clone()).unwrap_or_default()
+        });
+        Ok(LinkPage {
+            links: found.into_iter().map(|(_, l)| l).collect(),
+            next_cursor,
+        })
+    }
+
+    async fn announce_change(&self, code: &ShortCode) -> Result<(), StoreError> {
+        redis::cmd("PUBLISH")
+            .arg(CHANGES_CHANNEL)
+            .arg(code.as_str())
+            .query_async::<()>(&mut self.conn())
+            .await
+            .map_err(StoreError::unavailable)
+    }
+
+    fn watch_changes(&self, listener: ChangeListener, shutdown: CancellationToken) {
+        let client = self.client.clone();
+        tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                let session = async {
+                    let mut pubsub = client.get_async_pubsub().await?;
+                    pubsub.subscribe(CHANGES_CHANNEL).await?;
+                    // Whatever changed while we were not subscribed is unknown: start over.
+                    listener(LinkChange::All).await;
+                    let mut messages = pubsub.on_message();
+                    while let Some(msg) = messages.next().await {
+                        if let Ok(code) = msg.get_payload::<String>() {
+                            listener(LinkChange::One(ShortCode::from_trusted(code))).await;
+                        }
+                    }
+                    Ok::<(), redis::RedisError>(())
+                };
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    result = session => {
+                        if let Err(e) = result {
+                            tracing::warn!(error = %e, "link change feed lost; reconnecting");
+                        } else {
+                            backoff = Duration::from_millis(100);
+                        }
+                    }
+                }
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+        });
+    }
+}
