@@ -1,0 +1,402 @@
+//! The test harness: private Redis servers, in-process apps and the released binary.
+
+use akti_link::app::App;
+use akti_link::config::{Config, StoreConfig};
+use reqwest::{Response, StatusCode};
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tempfile::TempDir;
+use tokio_util::sync::CancellationToken;
+
+pub const TOKEN: &str = "test-token";
+pub const BASE_URL: &str = "https://link.test";
+
+/// Runs an `async fn(Backend)` as one test per store: `mod <name> { embedded, redis }`.
+#[macro_export]
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test]
+                async fn embedded() {
+                    super::$name($crate::helpers::Backend::Embedded).await
+                }
+                #[tokio::test]
+                async fn redis() {
+                    super::$name($crate::helpers::Backend::Redis).await
+                }
+            }
+        )*
+    };
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Embedded,
+    Redis,
+}
+
+/// A free TCP port on loopback (bound, read, released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Polls `check` until it is true, failing the test after `deadline`.
+pub async fn eventually<F, Fut>(what: &str, deadline: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !check().await {
+        assert!(start.elapsed() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A private `redis-server` on a free port, killed on drop. It can be stopped and started
+/// again on the same port to simulate an outage.
+pub struct RedisServer {
+    port: u16,
+    dir: TempDir,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    pub fn start() -> Self {
+        let mut server = Self {
+            port: free_port(),
+            dir: tempfile::tempdir().expect("a temp dir"),
+            child: None,
+        };
+        server.restart();
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.stop();
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is on PATH (.ci/run installs it)");
+        self.child = Some(child);
+        let start = Instant::now();
+        while !self.answers_ping() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn answers_ping(&self) -> bool {
+        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let mut reply = [0u8; 7];
+        stream.write_all(b"PING\r\n").is_ok()
+            && stream.read_exact(&mut reply).is_ok()
+            && &reply == b"+PONG\r\n"
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The app running in-process on ephemeral ports, with a client for each listener.
+pub struct TestApp {
+    pub public: String,
+    pub admin: String,
+    pub client: reqwest::Client,
+    shutdown: CancellationToken,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    /// Kept alive (and deleted) with the app.
+    pub data_dir: Option<TempDir>,
+    pub redis: Option<RedisServer>,
+}
+
+/// A client that shows redirects instead of following them.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("a client")
+}
+
+pub fn test_config(store: StoreConfig) -> Config {
+    let mut config = Config::defaults(store);
+    config.public_addr = "127.0.0.1:0".parse().unwrap();
+    config.admin_addr = "127.0.0.1:0".parse().unwrap();
+    config.admin_tokens = vec![TOKEN.to_owned()];
+    config.base_url = BASE_URL.to_owned();
+    config
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> Self {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    /// Starts an app on a fresh store of `backend`, with `tweak` applied to its config.
+    pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Self {
+        match backend {
+            Backend::Embedded => {
+                let dir = tempfile::tempdir().expect("a temp dir");
+                let store = StoreConfig::Embedded {
+                    data_dir: dir.path().to_owned(),
+                };
+                let mut app = Self::spawn_on(store, tweak).await;
+                app.data_dir = Some(dir);
+                app
+            }
+            Backend::Redis => {
+                let redis = RedisServer::start();
+                let mut app = Self::spawn_on(StoreConfig::Redis { url: redis.url() }, tweak).await;
+                app.redis = Some(redis);
+                app
+            }
+        }
+    }
+
+    /// Starts an app on an existing store (e.g. a second instance on the same Redis).
+    pub async fn spawn_on(store: StoreConfig, tweak: impl FnOnce(&mut Config)) -> Self {
+        let mut config = test_config(store);
+        tweak(&mut config);
+        let app = App::build(config).await.expect("the app starts");
+        let public = format!("http://{}", app.public_addr());
+        let admin = format!("http://{}", app.admin_addr());
+        let shutdown = app.shutdown_token();
+        let task = tokio::spawn(app.run());
+        Self {
+            public,
+            admin,
+            client: client(),
+            shutdown,
+            task: Some(task),
+            data_dir: None,
+            redis: None,
+        }
+    }
+
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            task.await
+                .expect("the app task")
+                .expect("the app stops cleanly");
+        }
+    }
+
+    pub fn redis_mut(&mut self) -> &mut RedisServer {
+        self.redis.as_mut().expect("a Redis-backed app")
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("{}{path}", self.admin)
+    }
+
+    pub async fn admin_get(&self, path: &str) -> Response {
+        self.client
+            .get(self.admin_url(path))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("admin GET")
+    }
+
+    pub async fn admin_send(&self, method: reqwest::Method, path: &str, body: &Value) -> Response {
+        self.client
+            .request(method, self.admin_url(path))
+            .bearer_auth(TOKEN)
+            .json(body)
+            .send()
+            .await
+            .expect("admin request")
+    }
+
+    pub async fn post_link(&self, body: Value) -> Response {
+        self.admin_send(reqwest::Method::POST, "/v1/links", &body)
+            .await
+    }
+
+    /// Creates a link and returns its JSON, asserting `201`.
+    pub async fn create_link(&self, body: Value) -> Value {
+        let response = self.post_link(body).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        response.json().await.expect("a link")
+    }
+
+    pub async fn patch_link(&self, code: &str, body: Value) -> Response {
+        self.admin_send(reqwest::Method::PATCH, &format!("/v1/links/{code}"), &body)
+            .await
+    }
+
+    /// `GET /{code}` on the public listener, without following the redirect.
+    pub async fn follow(&self, code: &str) -> Response {
+        self.client
+            .get(format!("{}/{code}", self.public))
+            .header(
+                "user-agent",
+                "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X)",
+            )
+            .send()
+            .await
+            .expect("public GET")
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+pub fn location(response: &Response) -> Option<String> {
+    response
+        .headers()
+        .get("location")
+        .map(|v| v.to_str().expect("ascii").to_owned())
+}
+
+/// The error code of an API error body.
+pub async fn error_code(response: Response) -> String {
+    let body: Value = response.json().await.expect("an error body");
+    body["error"]["code"]
+        .as_str()
+        .expect("error.code")
+        .to_owned()
+}
+
+/// The released binary, started with `env` and waited for until it answers `/healthz`.
+pub struct Binary {
+    pub child: Child,
+    pub public: String,
+    pub admin: String,
+    pub log: PathBuf,
+}
+
+pub fn binary_path() -> &'static str {
+    env!("CARGO_BIN_EXE_akti-link")
+}
+
+impl Binary {
+    pub async fn start(env: &[(&str, &str)], log_dir: &std::path::Path) -> Self {
+        let public = format!("127.0.0.1:{}", free_port());
+        let admin = format!("127.0.0.1:{}", free_port());
+        let log = log_dir.join(format!("akti-{}.log", free_port()));
+        let child = Command::new(binary_path())
+            .env_clear()
+            .env("AKTI_PUBLIC_ADDR", &public)
+            .env("AKTI_ADMIN_ADDR", &admin)
+            .envs(env.iter().copied())
+            .current_dir(log_dir)
+            .stdout(std::fs::File::create(&log).expect("a log file"))
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the binary starts");
+        let binary = Self {
+            child,
+            public: format!("http://{public}"),
+            admin: format!("http://{admin}"),
+            log,
+        };
+        let health = format!("{}/healthz", binary.admin);
+        eventually(
+            "the binary answers /healthz",
+            Duration::from_secs(10),
+            || {
+                let health = health.clone();
+                async move {
+                    reqwest::get(&health)
+                        .await
+                        .is_ok_and(|r| r.status().is_success())
+                }
+            },
+        )
+        .await;
+        binary
+    }
+
+    /// Sends SIGTERM and returns the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill runs");
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(15),
+                "no exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits until `n` instances listen on the link change feed of the Redis at `url`, so that
+/// a test's change cannot be published before an instance subscribed.
+pub async fn wait_for_change_feed(url: &str, n: usize) {
+    let client = redis::Client::open(url).expect("a redis url");
+    eventually(
+        "every instance subscribed to the change feed",
+        Duration::from_secs(10),
+        || {
+            let client = client.clone();
+            async move {
+                let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
+                    return false;
+                };
+                let reply: redis::RedisResult<(String, usize)> = redis::cmd("PUBSUB")
+                    .arg("NUMSUB")
+                    .arg("akti:link-changes")
+                    .query_async(&mut conn)
+                    .await;
+                reply.is_ok_and(|(_, count)| count >= n)
+            }
+        },
+    )
+    .await;
+}

@@ -1,0 +1,10 @@
+//! Integration tests: the real app on `127.0.0.1:0`, real `redis-server`s on free ports,
+//! and the real binary where a test is about the process itself.
+
+mod helpers;
+
+mod binary;
+mod links;
+mod redirects;
+mod resilience;
+mod store_contract;

@@ -1,0 +1,240 @@
+//! Faults: bad input, a Redis outage, and two instances sharing one Redis.
+
+use crate::helpers::{
+    Backend, RedisServer, TOKEN, TestApp, error_code, eventually, location, wait_for_change_feed,
+};
+use crate::on_both_stores;
+use akti_link::config::StoreConfig;
+use reqwest::StatusCode;
+use serde_json::json;
+use std::time::Duration;
+
+on_both_stores!(bad_input_gets_a_4xx_and_the_process_keeps_serving);
+
+async fn bad_input_gets_a_4xx_and_the_process_keeps_serving(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let link = app
+        .create_link(json!({"campaignId": "c", "url": "https://a.test/"}))
+        .await;
+    let code = link["code"].as_str().unwrap();
+    let post_raw = |body: Vec<u8>, content_type: &'static str| {
+        app.client
+            .post(app.admin_url("/v1/links"))
+            .bearer_auth(TOKEN)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+
+    let malformed = post_raw(b"{\"campaignId\": ".to_vec(), "application/json")
+        .await
+        .unwrap();
+    assert_eq!(malformed.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(malformed).await, "malformed_json");
+
+    let not_json = post_raw(
+        b"campaignId=c".to_vec(),
+        "application/x-www-form-urlencoded",
+    )
+    .await
+    .unwrap();
+    assert_eq!(not_json.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(error_code(not_json).await, "unsupported_media_type");
+
+    let mut huge = b"{\"campaignId\": \"c\", \"url\": \"https://a.test/".to_vec();
+    huge.resize(5 * 1024 * 1024, b'a');
+    huge.extend_from_slice(b"\"}");
+    let response = post_raw(huge, "application/json").await.unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(error_code(response).await, "body_too_large");
+
+    let long_path = "a".repeat(10 * 1024);
+    let public = app
+        .client
+        .get(format!("{}/{long_path}", app.public))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(public.status(), StatusCode::NOT_FOUND);
+    let admin = app.admin_get(&format!("/v1/links/{long_path}")).await;
+    assert_eq!(admin.status(), StatusCode::NOT_FOUND);
+
+    let nul = app.follow("%00").await;
+    assert_eq!(nul.status(), StatusCode::NOT_FOUND);
+    let wrong_method = app
+        .client
+        .put(app.admin_url("/v1/links"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_method.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(error_code(wrong_method).await, "method_not_allowed");
+
+    // Still serving, and nothing was lost or half-written.
+    assert_eq!(app.follow(code).await.status(), StatusCode::FOUND);
+    let page: serde_json::Value = app.admin_get("/v1/links").await.json().await.unwrap();
+    assert_eq!(page["links"].as_array().unwrap().len(), 1);
+}
+
+/// The cache TTL is set far beyond the test so that only the change feed can make these
+/// changes visible on the other instance.
+fn long_cache(config: &mut akti_link::config::Config) {
+    config.cache_ttl = Duration::from_secs(3600);
+}
+
+#[tokio::test]
+async fn a_change_on_one_instance_reaches_the_other_through_the_change_feed() {
+    let redis = RedisServer::start();
+    let store = StoreConfig::Redis { url: redis.url() };
+    let a = TestApp::spawn_on(store.clone(), long_cache).await;
+    let b = TestApp::spawn_on(store, long_cache).await;
+    let link = a
+        .create_link(json!({"campaignId": "c", "url": "https://old.test/"}))
+        .await;
+    let code = link["code"].as_str().unwrap().to_owned();
+    // B caches the link, and its change feed is subscribed.
+    assert_eq!(
+        location(&b.follow(&code).await).as_deref(),
+        Some("https://old.test/")
+    );
+    wait_for_change_feed(&redis.url(), 2).await;
+
+    a.patch_link(&code, json!({"url": "https://new.test/"}))
+        .await;
+    // The instance that served the change answers with it at once.
+    assert_eq!(
+        location(&a.follow(&code).await).as_deref(),
+        Some("https://new.test/")
+    );
+    eventually(
+        "B redirects to the new URL",
+        Duration::from_secs(5),
+        || async { location(&b.follow(&code).await).as_deref() == Some("https://new.test/") },
+    )
+    .await;
+
+    let delete = a
+        .admin_send(
+            reqwest::Method::DELETE,
+            &format!("/v1/links/{code}"),
+            &json!(null),
+        )
+        .await;
+    assert_eq!(delete.status(), StatusCode::NO_CONTENT);
+    assert_eq!(a.follow(&code).await.status(), StatusCode::NOT_FOUND);
+    eventually(
+        "B forgets the deleted link",
+        Duration::from_secs(5),
+        || async { b.follow(&code).await.status() == StatusCode::NOT_FOUND },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn during_a_redis_outage_cached_links_keep_redirecting() {
+    let mut app = TestApp::spawn_with(Backend::Redis, long_cache).await;
+    let cached = app
+        .create_link(json!({"campaignId": "c", "url": "https://cached.test/"}))
+        .await;
+    let cached = cached["code"].as_str().unwrap().to_owned();
+    let cold = app
+        .create_link(json!({"campaignId": "c", "url": "https://cold.test/"}))
+        .await;
+    let cold = cold["code"].as_str().unwrap().to_owned();
+    assert_eq!(app.follow(&cached).await.status(), StatusCode::FOUND);
+
+    app.redis_mut().stop();
+    let ready = app
+        .client
+        .get(format!("{}/readyz", app.public))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let response = app.follow(&cached).await;
+    assert_eq!(response.status(), StatusCode::FOUND);
+    assert_eq!(location(&response).as_deref(), Some("https://cached.test/"));
+    let response = app.follow(&cold).await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.headers()["retry-after"], "5");
+    let create = app
+        .post_link(json!({"campaignId": "c", "url": "https://x.test/"}))
+        .await;
+    assert_eq!(create.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body = create.text().await.unwrap();
+    assert!(
+        body.contains("store_unavailable") && !body.contains("127.0.0.1"),
+        "{body}"
+    );
+
+    // The data is gone with this Redis (it keeps nothing on disk): the service must come
+    // back by itself and serve what is created from now on.
+    app.redis_mut().restart();
+    eventually("/readyz recovers", Duration::from_secs(10), || async {
+        let r = app
+            .client
+            .get(format!("{}/readyz", app.public))
+            .send()
+            .await;
+        r.is_ok_and(|r| r.status() == StatusCode::OK)
+    })
+    .await;
+    let fresh = app
+        .create_link(json!({"campaignId": "c", "url": "https://fresh.test/"}))
+        .await;
+    let response = app.follow(fresh["code"].as_str().unwrap()).await;
+    assert_eq!(location(&response).as_deref(), Some("https://fresh.test/"));
+}
+
+#[tokio::test]
+async fn the_change_feed_resubscribes_after_redis_restarts() {
+    let mut redis = RedisServer::start();
+    let store = StoreConfig::Redis { url: redis.url() };
+    let a = TestApp::spawn_on(store.clone(), long_cache).await;
+    let b = TestApp::spawn_on(store, long_cache).await;
+    redis.restart();
+    eventually("A can write again", Duration::from_secs(10), || async {
+        a.post_link(json!({"campaignId": "c", "url": "https://probe.test/"}))
+            .await
+            .status()
+            .is_success()
+    })
+    .await;
+    wait_for_change_feed(&redis.url(), 2).await;
+    let link = a
+        .create_link(json!({"campaignId": "c", "url": "https://old.test/"}))
+        .await;
+    let code = link["code"].as_str().unwrap().to_owned();
+    assert_eq!(
+        location(&b.follow(&code).await).as_deref(),
+        Some("https://old.test/")
+    );
+    a.patch_link(&code, json!({"url": "https://new.test/"}))
+        .await;
+    eventually("B sees changes again", Duration::from_secs(5), || async {
+        location(&b.follow(&code).await).as_deref() == Some("https://new.test/")
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn stopping_an_app_closes_its_listeners_and_leaves_others_running() {
+    let first = TestApp::spawn(Backend::Embedded).await;
+    let second = TestApp::spawn(Backend::Embedded).await;
+    let first_public = first.public.clone();
+    first.stop().await;
+    let refused = second
+        .client
+        .get(format!("{first_public}/healthz"))
+        .send()
+        .await;
+    assert!(refused.is_err(), "the stopped app still answers");
+    let healthy = second
+        .client
+        .get(format!("{}/healthz", second.public))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(healthy.status(), StatusCode::OK);
+}

@@ -1,0 +1,358 @@
+//! The store contract: the same behaviour from both backends, called through the `Store`
+//! trait directly.
+
+use crate::helpers::{Backend, RedisServer};
+use crate::on_both_stores;
+use akti_link::domain::{CampaignId, Destination, LinkPatch, NewLink, Phone, ShortCode};
+use akti_link::store::{LinkQuery, Store, StoreError, embedded::EmbeddedStore, redis::RedisStore};
+use std::collections::HashSet;
+
+/// A store of `backend` with whatever keeps it alive.
+struct Fixture {
+    store: Box<dyn Store>,
+    _dir: Option<tempfile::TempDir>,
+    _redis: Option<RedisServer>,
+}
+
+fn open(backend: Backend) -> Fixture {
+    match backend {
+        Backend::Embedded => {
+            let dir = tempfile::tempdir().unwrap();
+            Fixture {
+                store: Box::new(EmbeddedStore::open(dir.path()).unwrap()),
+                _dir: Some(dir),
+                _redis: None,
+            }
+        }
+        Backend::Redis => {
+            let redis = RedisServer::start();
+            Fixture {
+                store: Box::new(RedisStore::connect(&redis.url()).unwrap()),
+                _dir: None,
+                _redis: Some(redis),
+            }
+        }
+    }
+}
+
+fn new_link(campaign: &str, phone: Option<&str>, url: &str) -> NewLink {
+    NewLink {
+        campaign_id: CampaignId::parse(campaign).unwrap(),
+        phone: phone.map(|p| Phone::parse(p).unwrap()),
+        external_lead_id: None,
+        url: Destination::parse(url).unwrap(),
+        code: None,
+        expires_at: None,
+    }
+}
+
+fn with_code(mut link: NewLink, code: &str) -> NewLink {
+    link.code = Some(ShortCode::parse(code).unwrap());
+    link
+}
+
+on_both_stores!(
+    creation_is_idempotent_on_campaign_phone_and_url,
+    generated_codes_have_the_requested_length,
+    a_custom_code_of_another_link_is_taken,
+    a_batch_keeps_its_order_and_resolves_repeats_to_one_link,
+    updates_change_only_what_the_patch_names,
+    an_update_cannot_take_another_links_identity,
+    deleting_frees_the_identity_and_the_code,
+    listing_pages_through_every_link_once,
+    listing_filters_by_campaign_and_phone,
+    a_foreign_cursor_is_refused,
+);
+
+async fn creation_is_idempotent_on_campaign_phone_and_url(backend: Backend) {
+    let f = open(backend);
+    let first = f
+        .store
+        .create_links(vec![new_link("c", Some("+155"), "https://a.test/")], 8)
+        .await
+        .unwrap();
+    assert!(first[0].is_new);
+    let again = f
+        .store
+        .create_links(vec![new_link("c", Some("+155"), "https://a.test/")], 8)
+        .await
+        .unwrap();
+    assert!(!again[0].is_new);
+    assert_eq!(again[0].link, first[0].link);
+    // Any part of the identity that differs makes another link.
+    for other in [
+        new_link("d", Some("+155"), "https://a.test/"),
+        new_link("c", Some("+156"), "https://a.test/"),
+        new_link("c", None, "https://a.test/"),
+        new_link("c", Some("+155"), "https://a.test/x"),
+    ] {
+        let created = f.store.create_links(vec![other], 8).await.unwrap();
+        assert!(created[0].is_new);
+        assert_ne!(created[0].link.code, first[0].link.code);
+    }
+    let found = f.store.get_link(&first[0].link.code).await.unwrap();
+    assert_eq!(found.as_ref(), Some(&first[0].link));
+}
+
+async fn generated_codes_have_the_requested_length(backend: Backend) {
+    let f = open(backend);
+    let created = f
+        .store
+        .create_links(vec![new_link("c", None, "https://a.test/")], 13)
+        .await
+        .unwrap();
+    assert_eq!(created[0].link.code.as_str().len(), 13);
+}
+
+async fn a_custom_code_of_another_link_is_taken(backend: Backend) {
+    let f = open(backend);
+    let mine = with_code(new_link("c", Some("+155"), "https://a.test/"), "promo");
+    assert!(f.store.create_links(vec![mine.clone()], 8).await.unwrap()[0].is_new);
+    // The same request again is the same link, not a conflict.
+    assert!(!f.store.create_links(vec![mine], 8).await.unwrap()[0].is_new);
+    let theirs = with_code(new_link("c", Some("+156"), "https://a.test/"), "promo");
+    assert!(matches!(
+        f.store.create_links(vec![theirs], 8).await,
+        Err(StoreError::CodeTaken)
+    ));
+    let renamed = with_code(new_link("c", Some("+155"), "https://a.test/"), "other");
+    assert!(matches!(
+        f.store.create_links(vec![renamed], 8).await,
+        Err(StoreError::IdentityTaken)
+    ));
+}
+
+async fn a_batch_keeps_its_order_and_resolves_repeats_to_one_link(backend: Backend) {
+    let f = open(backend);
+    let existing = f
+        .store
+        .create_links(vec![new_link("c", Some("+1002"), "https://a.test/")], 8)
+        .await
+        .unwrap();
+    let phones = ["+1001", "+1002", "+1003", "+1001"];
+    let batch = phones
+        .iter()
+        .map(|p| new_link("c", Some(p), "https://a.test/"))
+        .collect();
+    let created = f.store.create_links(batch, 8).await.unwrap();
+    let got: Vec<_> = created
+        .iter()
+        .map(|c| c.link.phone.as_ref().unwrap().as_str())
+        .collect();
+    assert_eq!(got, phones);
+    assert_eq!(created[1].link.code, existing[0].link.code);
+    assert!(!created[1].is_new);
+    assert_eq!(created[0].link.code, created[3].link.code);
+    assert_ne!(created[0].link.code, created[2].link.code);
+}
+
+async fn updates_change_only_what_the_patch_names(backend: Backend) {
+    let f = open(backend);
+    let mut new = new_link("c", Some("+155"), "https://a.test/");
+    new.expires_at = Some(akti_link::domain::from_millis(4_000_000_000_000));
+    let link = f
+        .store
+        .create_links(vec![new], 8)
+        .await
+        .unwrap()
+        .remove(0)
+        .link;
+    let patch = LinkPatch {
+        disabled: Some(true),
+        ..Default::default()
+    };
+    let disabled = f
+        .store
+        .update_link(&link.code, &patch)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(disabled.disabled);
+    assert_eq!(disabled.url, link.url);
+    assert_eq!(disabled.expires_at, link.expires_at);
+    let patch = LinkPatch {
+        url: Some(Destination::parse("https://b.test/").unwrap()),
+        expires_at: Some(None),
+        ..Default::default()
+    };
+    let moved = f
+        .store
+        .update_link(&link.code, &patch)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(moved.url.as_str(), "https://b.test/");
+    assert_eq!(moved.expires_at, None);
+    assert!(moved.disabled);
+    assert_eq!(
+        f.store.get_link(&link.code).await.unwrap(),
+        Some(moved.clone())
+    );
+    // The identity moved with the URL.
+    let again = f
+        .store
+        .create_links(vec![new_link("c", Some("+155"), "https://b.test/")], 8)
+        .await
+        .unwrap();
+    assert_eq!(again[0].link.code, link.code);
+    let fresh = f
+        .store
+        .create_links(vec![new_link("c", Some("+155"), "https://a.test/")], 8)
+        .await
+        .unwrap();
+    assert!(fresh[0].is_new);
+    let missing = ShortCode::parse("nope").unwrap();
+    assert!(
+        f.store
+            .update_link(&missing, &patch)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+async fn an_update_cannot_take_another_links_identity(backend: Backend) {
+    let f = open(backend);
+    let batch = vec![
+        new_link("c", Some("+155"), "https://a.test/"),
+        new_link("c", Some("+155"), "https://b.test/"),
+    ];
+    let created = f.store.create_links(batch, 8).await.unwrap();
+    let patch = LinkPatch {
+        url: Some(Destination::parse("https://b.test/").unwrap()),
+        ..Default::default()
+    };
+    let result = f.store.update_link(&created[0].link.code, &patch).await;
+    assert!(
+        matches!(result, Err(StoreError::IdentityTaken)),
+        "{result:?}"
+    );
+    let unchanged = f
+        .store
+        .get_link(&created[0].link.code)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(unchanged.url.as_str(), "https://a.test/");
+}
+
+async fn deleting_frees_the_identity_and_the_code(backend: Backend) {
+    let f = open(backend);
+    let new = with_code(new_link("c", Some("+155"), "https://a.test/"), "gone");
+    let link = f
+        .store
+        .create_links(vec![new.clone()], 8)
+        .await
+        .unwrap()
+        .remove(0)
+        .link;
+    assert!(f.store.delete_link(&link.code).await.unwrap());
+    assert!(!f.store.delete_link(&link.code).await.unwrap());
+    assert_eq!(f.store.get_link(&link.code).await.unwrap(), None);
+    let page = f
+        .store
+        .list_links(&LinkQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(page.links.is_empty());
+    let again = f.store.create_links(vec![new], 8).await.unwrap();
+    assert!(again[0].is_new);
+}
+
+async fn listing_pages_through_every_link_once(backend: Backend) {
+    let f = open(backend);
+    let batch = (0..7)
+        .map(|i| new_link("c", Some(&format!("+1{i:03}")), "https://a.test/"))
+        .collect();
+    let created = f.store.create_links(batch, 8).await.unwrap();
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let query = LinkQuery {
+            cursor: cursor.clone(),
+            limit: 3,
+            ..Default::default()
+        };
+        let page = f.store.list_links(&query).await.unwrap();
+        assert!(page.links.len() <= 3);
+        seen.extend(page.links.into_iter().map(|l| l.code));
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 7);
+    let unique: HashSet<_> = seen.iter().collect();
+    let expected: HashSet<_> = created.iter().map(|c| &c.link.code).collect();
+    assert_eq!(unique, expected);
+}
+
+async fn listing_filters_by_campaign_and_phone(backend: Backend) {
+    let f = open(backend);
+    let batch = vec![
+        new_link("a", Some("+155"), "https://a.test/1"),
+        new_link("a", Some("+166"), "https://a.test/2"),
+        new_link("b", Some("+155"), "https://a.test/3"),
+        new_link("a", Some("+155"), "https://a.test/4"),
+    ];
+    f.store.create_links(batch, 8).await.unwrap();
+    let urls = |page: akti_link::store::LinkPage| -> HashSet<String> {
+        page.links
+            .iter()
+            .map(|l| l.url.as_str().to_owned())
+            .collect()
+    };
+    let campaign_a = LinkQuery {
+        campaign_id: Some(CampaignId::parse("a").unwrap()),
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(
+        urls(f.store.list_links(&campaign_a).await.unwrap()).len(),
+        3
+    );
+    let phone = LinkQuery {
+        phone: Some(Phone::parse("+155").unwrap()),
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(urls(f.store.list_links(&phone).await.unwrap()).len(), 3);
+    let both = LinkQuery {
+        phone: Some(Phone::parse("+155").unwrap()),
+        campaign_id: Some(CampaignId::parse("a").unwrap()),
+        limit: 1,
+        ..Default::default()
+    };
+    let first = f.store.list_links(&both).await.unwrap();
+    assert_eq!(first.links.len(), 1);
+    let second = f
+        .store
+        .list_links(&LinkQuery {
+            cursor: first.next_cursor.clone(),
+            ..both.clone()
+        })
+        .await
+        .unwrap();
+    assert_eq!(second.next_cursor, None);
+    let all: HashSet<String> = urls(first).union(&urls(second)).cloned().collect();
+    assert_eq!(
+        all,
+        HashSet::from(["https://a.test/1".to_owned(), "https://a.test/4".to_owned()])
+    );
+}
+
+async fn a_foreign_cursor_is_refused(backend: Backend) {
+    let f = open(backend);
+    let query = LinkQuery {
+        cursor: Some("not a cursor".into()),
+        limit: 10,
+        ..Default::default()
+    };
+    assert!(matches!(
+        f.store.list_links(&query).await,
+        Err(StoreError::InvalidCursor)
+    ));
+}
