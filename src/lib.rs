@@ -12,6 +12,7 @@
 
 pub mod app;
 pub mod cache;
+pub mod clicks;
 pub mod config;
 pub mod domain;
 pub mod http;

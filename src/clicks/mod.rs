@@ -1,0 +1,3 @@
+//! Clicks: who clicked ([`bots`]) and recording what they did ([`recorder`]).
+
+pub mod bots;
