@@ -5,7 +5,9 @@
 //! and stop each one alone.
 
 use crate::cache::LinkCache;
+use crate::clicks::recorder::ClickRecorder;
 use crate::config::{Config, StoreConfig};
+use crate::dispatch::Dispatcher;
 use crate::http::{self, AppState, admin};
 use crate::store::{ChangeListener, Store, StoreError, embedded::EmbeddedStore, redis::RedisStore};
 use axum::Router;
@@ -38,6 +40,8 @@ pub struct App {
     public: TcpListener,
     admin: TcpListener,
     shutdown: CancellationToken,
+    recorder: tokio::task::JoinHandle<()>,
+    dispatcher: Arc<Dispatcher>,
 }
 
 impl App {
@@ -54,19 +58,26 @@ impl App {
         };
         let public = bind(config.public_addr).await?;
         let admin = bind(config.admin_addr).await?;
+        // Install the metrics recorder before anything can record, and compile the bot
+        // patterns before the first click waits for them.
+        http::metrics::handle();
+        crate::clicks::bots::warm_up();
+        let (clicks, recorder) = ClickRecorder::spawn(store.clone());
+        let dispatcher = Dispatcher::new(store.clone(), &config);
         let state = AppState {
             cache: Arc::new(LinkCache::new(config.cache_capacity, config.cache_ttl)),
             auth: Arc::new(admin::auth::AdminAuth::new(&config.admin_tokens)),
             config: Arc::new(config),
             store,
+            clicks,
         };
-        // Install the recorder before the first request can record anything.
-        http::metrics::handle();
         Ok(Self {
             state,
             public,
             admin,
             shutdown: CancellationToken::new(),
+            recorder,
+            dispatcher,
         })
     }
 
@@ -88,14 +99,18 @@ impl App {
     }
 
     /// Serves until the shutdown token is cancelled, then lets in-flight requests finish
-    /// (up to [`DRAIN_DEADLINE`]).
+    /// (up to [`DRAIN_DEADLINE`]), writes the clicks they recorded, and gives deliveries in
+    /// flight the same time to finish.
     pub async fn run(self) -> std::io::Result<()> {
         let Self {
             state,
             public,
             admin,
             shutdown,
+            recorder,
+            dispatcher,
         } = self;
+        let dispatching = tokio::spawn(dispatcher.run(shutdown.clone(), DRAIN_DEADLINE));
         let cache = state.cache.clone();
         let listener: ChangeListener = Arc::new(move |change| {
             let cache = cache.clone();
@@ -113,11 +128,10 @@ impl App {
                     .await
             }
         };
-        let servers = async {
+        let mut servers = Box::pin(async move {
             tokio::try_join!(serve(public, public_router), serve(admin, admin_router)).map(drop)
-        };
-        tokio::pin!(servers);
-        tokio::select! {
+        });
+        let served = tokio::select! {
             result = &mut servers => result,
             () = async {
                 shutdown.cancelled().await;
@@ -126,7 +140,19 @@ impl App {
                 tracing::warn!("in-flight requests did not finish within {DRAIN_DEADLINE:?}; stopping");
                 Ok(())
             }
+        };
+        // Dropping the servers drops the routers, and with them the last senders of clicks:
+        // the recorder writes what it holds and stops.
+        drop(servers);
+        if tokio::time::timeout(DRAIN_DEADLINE, recorder)
+            .await
+            .is_err()
+        {
+            tracing::warn!("click recorder did not finish within {DRAIN_DEADLINE:?}");
         }
+        shutdown.cancel();
+        let _ = dispatching.await;
+        served
     }
 }
 

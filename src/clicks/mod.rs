@@ -1,3 +1,4 @@
 //! Clicks: who clicked ([`bots`]) and recording what they did ([`recorder`]).
 
 pub mod bots;
+pub mod recorder;

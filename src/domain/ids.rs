@@ -15,6 +15,15 @@ const CODE_ALPHABET: [char; 62] = [
     '5', '6', '7', '8', '9',
 ];
 
+/// A random identifier: `prefix` and `len` characters of the 62 letters and digits, from
+/// the operating system's CSPRNG. Used for event and subscription ids.
+pub fn random_id(prefix: &str, len: usize) -> String {
+    let mut id = String::with_capacity(prefix.len() + len);
+    id.push_str(prefix);
+    id.push_str(&nanoid::format(nanoid::rngs::default, &CODE_ALPHABET, len));
+    id
+}
+
 fn is_id_char(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
 }

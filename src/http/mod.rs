@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod public;
 
 use crate::cache::LinkCache;
+use crate::clicks::recorder::ClickRecorder;
 use crate::config::Config;
 use crate::store::Store;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub cache: Arc<LinkCache>,
     pub auth: Arc<admin::auth::AdminAuth>,
+    pub clicks: ClickRecorder,
 }
 
 impl AppState {

@@ -1,10 +1,13 @@
 //! The public listener: `GET|HEAD /{code}` redirects, `/healthz`, `/readyz`.
 
 use super::AppState;
-use crate::domain::ShortCode;
+use crate::cache::CachedLink;
+use crate::clicks::bots::{Visitor, classify};
+use crate::domain::{ShortCode, now_millis};
+use crate::store::{ClickKind, ClickRecord};
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use std::time::Duration;
@@ -38,20 +41,63 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 /// `GET /{code}` (axum answers `HEAD` with the same handler, without the body).
-async fn redirect(State(state): State<AppState>, Path(code): Path<String>) -> Response {
+async fn redirect(
+    State(state): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+    Path(code): Path<String>,
+) -> Response {
     // Junk paths are answered without touching the cache or the store.
     if ShortCode::parse(&code).is_err() {
         return not_found(&state);
     }
     match state.cache.lookup(&code, state.store.as_ref()).await {
         Ok(Some(entry)) => match entry.link.check_live(chrono::Utc::now()) {
-            Ok(()) => found(entry.location.clone()),
+            Ok(()) => {
+                if method != Method::HEAD {
+                    record_click(&state, &headers, &entry).await;
+                }
+                found(entry.location.clone())
+            }
             Err(_) => gone(&state),
         },
         Ok(None) => not_found(&state),
         Err(e) => {
             tracing::warn!(error = %e, "redirect lookup failed: store unavailable");
             unavailable()
+        }
+    }
+}
+
+/// Classifies the visitor first, then records the click. A lead's human click returns only
+/// once its event is durable (or buffered through a store outage); everything else is
+/// counted without waiting. Bots and previews never touch the dedup window.
+async fn record_click(state: &AppState, headers: &HeaderMap, entry: &CachedLink) {
+    let link = &entry.link;
+    let at = now_millis();
+    let agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok());
+    let record = |kind| ClickRecord {
+        code: link.code.clone(),
+        campaign_id: link.campaign_id.clone(),
+        at,
+        kind,
+    };
+    match classify(agent) {
+        Visitor::Bot => state.clicks.record(record(ClickKind::Bot)),
+        Visitor::Human => {
+            let short_url = state.short_url(link.code.as_str());
+            match crate::events::link_clicked(link, &short_url, at) {
+                Some(event) => {
+                    let window = state.config.dedup_window;
+                    state
+                        .clicks
+                        .record_durably(record(ClickKind::Lead { event, window }))
+                        .await;
+                }
+                None => state.clicks.record(record(ClickKind::Human)),
+            }
         }
     }
 }

@@ -10,9 +10,15 @@
 pub mod embedded;
 pub mod redis;
 
+mod types;
+
+pub use types::*;
+
 use crate::domain::{CampaignId, Link, LinkPatch, NewLink, Phone, ShortCode};
+use crate::events::Event;
 use async_trait::async_trait;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// What a store call can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -77,8 +83,14 @@ pub enum LinkChange {
 pub type ChangeListener =
     Arc<dyn Fn(LinkChange) -> futures::future::BoxFuture<'static, ()> + Send + Sync>;
 
+/// Everything the service keeps: links, clicks and events, webhook subscriptions and their
+/// deliveries. Implemented by both backends.
+pub trait Store: LinkStore + ClickStore + WebhookStore {}
+
+impl<T: LinkStore + ClickStore + WebhookStore> Store for T {}
+
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait LinkStore: Send + Sync + 'static {
     /// Answers when the store is reachable; `/readyz` is built on it.
     async fn ping(&self) -> Result<(), StoreError>;
 
@@ -115,4 +127,76 @@ pub trait Store: Send + Sync + 'static {
         listener: ChangeListener,
         shutdown: tokio_util::sync::CancellationToken,
     );
+}
+
+#[async_trait]
+pub trait ClickStore: Send + Sync + 'static {
+    /// Records a batch of clicks in one round trip (Redis) or one transaction (SQLite), in
+    /// order. For a lead click, opening the dedup window and queueing its event for every
+    /// matching subscription are one atomic step; when this returns `Ok`, the event is
+    /// durable.
+    async fn record_clicks(&self, clicks: &[ClickRecord]) -> Result<Vec<ClickOutcome>, StoreError>;
+
+    /// Queues events for every matching subscription, durably.
+    async fn enqueue_events(&self, events: &[Event]) -> Result<(), StoreError>;
+
+    async fn link_stats(&self, code: &ShortCode) -> Result<Stats, StoreError>;
+
+    /// The campaign's counters and its number of links.
+    async fn campaign_stats(&self, campaign: &CampaignId) -> Result<(u64, Stats), StoreError>;
+}
+
+#[async_trait]
+pub trait WebhookStore: Send + Sync + 'static {
+    async fn create_subscription(&self, sub: &Subscription) -> Result<(), StoreError>;
+
+    async fn get_subscription(&self, id: &str) -> Result<Option<Subscription>, StoreError>;
+
+    /// Oldest first.
+    async fn list_subscriptions(
+        &self,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Subscription>, StoreError>;
+
+    async fn update_subscription(
+        &self,
+        id: &str,
+        patch: &SubscriptionPatch,
+    ) -> Result<Option<Subscription>, StoreError>;
+
+    /// Deletes the subscription; its pending deliveries are dropped when they come up.
+    async fn delete_subscription(&self, id: &str) -> Result<bool, StoreError>;
+
+    /// Leases up to `max` due deliveries to `consumer`, waiting up to `wait` for one. A
+    /// lease not finished within `lease` (the consumer crashed) is handed out again.
+    async fn claim_deliveries(
+        &self,
+        consumer: &str,
+        max: usize,
+        wait: Duration,
+        lease: Duration,
+    ) -> Result<Vec<DeliveryTask>, StoreError>;
+
+    /// Records the outcome of a leased delivery and releases the lease.
+    async fn finish_delivery(
+        &self,
+        task: &DeliveryTask,
+        outcome: &DeliveryOutcome,
+    ) -> Result<(), StoreError>;
+
+    /// Newest first.
+    async fn list_deliveries(
+        &self,
+        sub_id: &str,
+        status: Option<DeliveryStatus>,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<DeliveryRecord>, StoreError>;
+
+    /// Makes a delivery due now (whatever its status); `false` when there is none.
+    async fn retry_delivery(&self, sub_id: &str, event_id: &str) -> Result<bool, StoreError>;
+
+    /// Deliveries not yet delivered or failed, and the age of the oldest of them.
+    async fn queue_depth(&self) -> Result<(u64, Option<Duration>), StoreError>;
 }

@@ -144,6 +144,8 @@ pub struct TestApp {
 
 /// A client that shows redirects instead of following them.
 pub fn client() -> reqwest::Client {
+    // reqwest is built without a bundled crypto provider (the service installs ring).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -334,9 +336,8 @@ impl Binary {
             || {
                 let health = health.clone();
                 async move {
-                    reqwest::get(&health)
-                        .await
-                        .is_ok_and(|r| r.status().is_success())
+                    let response = client().get(&health).send().await;
+                    response.is_ok_and(|r| r.status().is_success())
                 }
             },
         )

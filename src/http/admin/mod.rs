@@ -6,6 +6,8 @@
 
 pub mod auth;
 pub mod links;
+pub mod stats;
+pub mod webhooks;
 
 use super::error::ApiError;
 use super::{AppState, metrics, public};
@@ -46,6 +48,8 @@ impl Modify for BearerAuth {
 pub fn router(state: AppState) -> Router {
     let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(links::router())
+        .merge(stats::router())
+        .merge(webhooks::router())
         .split_for_parts();
     // Rendered once: the document cannot change while the process runs.
     let openapi = axum::body::Bytes::from(openapi.to_pretty_json().unwrap_or_default());

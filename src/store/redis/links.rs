@@ -1,51 +1,22 @@
-//! The Redis store: the production backend, shared by every instance of the service.
-//!
-//! # Key layout
-//!
-//! Every key starts with `akti:`. The part in braces is a Redis Cluster hash tag: keys that
-//! a later script must touch together share it, so that a move to Cluster needs only
-//! these tags, not a redesign. Today no command touches two keys at once.
-//!
-//! | key | type | holds |
-//! | --- | --- | --- |
-//! | `akti:link:{<code>}` | hash | the link: `u` url, `c` campaign, `p` phone, `x` external lead id, `t` created (unix ms), `e` expires (unix ms), `d` disabled (`0`/`1`); absent fields are `null` |
-//! | `akti:identity:{<campaign>}:<sha256(phone NUL url)>` | string | the code of the link with that identity: makes creation idempotent |
-//! | `akti:index:all` | sorted set | every link, as members `<created ms, 13 digits>:<code>` at score 0, so that `ZRANGE … BYLEX` pages in creation order |
-//! | `akti:index:campaign:{<campaign>}` | sorted set | the same members, for one campaign |
-//! | `akti:index:phone:{<phone>}` | sorted set | the same members, for one lead |
-//! | channel `akti:link-changes` | pub/sub | codes of links that changed, so that every instance drops them from its cache |
-//!
-//! # Creating a link without multi-key transactions
-//!
-//! 1. Look the identity up; a live link there is the answer (`200`).
-//! 2. Claim the code: a script writes the link hash only if the key does not exist.
-//! 3. Bind the identity to the code: a script sets it only if it is unset or still names
-//!    the dead link seen in step 1. If another creator won the race, we delete our claim
-//!    and answer with its link.
-//! 4. Add the index entries.
-//!
-//! Each step touches one key. A crash between 2 and 3 leaves an unreachable link hash
-//! (its code was never returned to anyone); a crash between 3 and 4 leaves a link missing
-//! from `GET /v1/links` until it is created again.
+//! Links in Redis: see the key layout in the parent module.
 
-use super::{ChangeListener, Created, LinkChange, LinkPage, LinkQuery, Store, StoreError};
+use super::super::{
+    ChangeListener, Created, LinkChange, LinkPage, LinkQuery, LinkStore, StoreError,
+};
+use super::{RedisStore, eval};
 use crate::domain::{
     CampaignId, Destination, ExternalLeadId, Link, LinkPatch, NewLink, Phone, ShortCode,
     from_millis, now_millis,
 };
 use async_trait::async_trait;
 use futures::StreamExt;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-const CHANGES_CHANNEL: &str = "akti:link-changes";
-const INDEX_ALL: &str = "akti:index:all";
-/// How long one command may take before the store counts as unavailable. Short, because a
-/// redirect waits on it.
-const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+pub(super) const CHANGES_CHANNEL: &str = "akti:link-changes";
+pub(super) const INDEX_ALL: &str = "akti:index:all";
 const CODE_ATTEMPTS: usize = 10;
 
 /// Writes the link hash only if the code is free. KEYS[1] link; ARGV field/value pairs.
@@ -91,7 +62,7 @@ fn identity_key(campaign: &CampaignId, phone: Option<&Phone>, url: &Destination)
     format!("akti:identity:{{{}}}:{hex}", campaign.as_str())
 }
 
-fn campaign_index(campaign: &CampaignId) -> String {
+pub(super) fn campaign_index(campaign: &CampaignId) -> String {
     format!("akti:index:campaign:{{{}}}", campaign.as_str())
 }
 
@@ -151,37 +122,7 @@ fn link_from_hash(code: &str, mut h: HashMap<String, String>) -> Result<Option<L
     }))
 }
 
-fn eval(script: &str, key: &str) -> redis::Cmd {
-    let mut cmd = redis::cmd("EVAL");
-    cmd.arg(script).arg(1).arg(key);
-    cmd
-}
-
-pub struct RedisStore {
-    client: redis::Client,
-    /// Shared, multiplexed and self-reconnecting; cheap to clone per call.
-    conn: ConnectionManager,
-}
-
 impl RedisStore {
-    /// Prepares the connection without waiting for Redis: the service starts, and answers
-    /// `/readyz` with `503`, while Redis is still down.
-    pub fn connect(url: &str) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url).map_err(StoreError::unavailable)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(1)))
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)
-            .map_err(StoreError::unavailable)?;
-        Ok(Self { client, conn })
-    }
-
-    fn conn(&self) -> ConnectionManager {
-        self.conn.clone()
-    }
-
     async fn fetch_links(&self, codes: &[String]) -> Result<Vec<Option<Link>>, StoreError> {
         if codes.is_empty() {
             return Ok(Vec::new());
@@ -297,7 +238,7 @@ impl RedisStore {
 }
 
 #[async_trait]
-impl Store for RedisStore {
+impl LinkStore for RedisStore {
     async fn ping(&self) -> Result<(), StoreError> {
         redis::cmd("PING")
             .query_async::<String>(&mut self.conn())

@@ -1,203 +1,13 @@
-//! The embedded store: SQLite in WAL mode, one file under `AKTI_DATA_DIR`, for a single
-//! process.
-//!
-//! All writes go through one writer thread that owns the only write connection. It takes
-//! every job waiting in its queue, runs each inside its own savepoint (a failed job rolls
-//! back alone) and commits them together: group commit, so that many concurrent writers
-//! share one fsync. A caller's write is answered only after its transaction committed
-//! (`synchronous = FULL`: the data is on disk, not just in the page cache).
-//!
-//! Reads use a small pool of separate connections; WAL lets them run while the writer
-//! commits.
+//! Links in SQLite: see the schema in the parent module.
 
-use super::{ChangeListener, Created, LinkPage, LinkQuery, Store, StoreError};
+use super::super::{ChangeListener, Created, LinkPage, LinkQuery, LinkStore, StoreError};
+use super::{CODE_ATTEMPTS, EmbeddedStore, LINK_COLUMNS, unavailable};
 use crate::domain::{
     CampaignId, Destination, ExternalLeadId, Link, LinkPatch, NewLink, Phone, ShortCode,
     from_millis, now_millis,
 };
 use async_trait::async_trait;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use tokio::sync::{mpsc, oneshot};
-
-/// Most jobs committed in one transaction; bounds the latency a large batch adds to the
-/// jobs queued behind it.
-const MAX_JOBS_PER_COMMIT: usize = 512;
-/// Most idle read connections kept open.
-const MAX_IDLE_READERS: usize = 8;
-/// How many times a generated code is redrawn after a collision before we give up. With
-/// 62^8 codes a single collision is already rare.
-const CODE_ATTEMPTS: usize = 10;
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS links (
-    seq              INTEGER PRIMARY KEY AUTOINCREMENT,
-    code             TEXT    NOT NULL UNIQUE,
-    campaign_id      TEXT    NOT NULL,
-    phone            TEXT    NOT NULL,  -- '' for a link without a lead
-    external_lead_id TEXT,
-    url              TEXT    NOT NULL,
-    created_at       INTEGER NOT NULL,  -- unix milliseconds
-    expires_at       INTEGER,
-    disabled         INTEGER NOT NULL DEFAULT 0
-);
-CREATE UNIQUE INDEX IF NOT EXISTS links_identity ON links (campaign_id, phone, url);
-CREATE INDEX IF NOT EXISTS links_by_campaign ON links (campaign_id, seq);
-CREATE INDEX IF NOT EXISTS links_by_phone ON links (phone, seq);
-";
-
-const LINK_COLUMNS: &str =
-    "code, campaign_id, phone, external_lead_id, url, created_at, expires_at, disabled";
-
-/// A failure inside SQLite, kept as text so that one commit error can be reported to every
-/// job of the batch.
-#[derive(Debug, thiserror::Error)]
-#[error("sqlite: {0}")]
-struct SqliteFailure(String);
-
-fn unavailable(e: impl std::fmt::Display) -> StoreError {
-    StoreError::unavailable(SqliteFailure(e.to_string()))
-}
-
-/// Called after the batch's commit with its outcome; delivers the job's result.
-type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;
-/// A unit of work for the writer thread; says whether it failed (its savepoint is then
-/// rolled back) and how to answer its caller.
-type Job = Box<dyn FnOnce(&Connection) -> (bool, Completion) + Send>;
-
-pub struct EmbeddedStore {
-    jobs: mpsc::Sender<Job>,
-    path: PathBuf,
-    /// Idle read connections. A std mutex: it is held only to push or pop, never across an
-    /// await.
-    readers: Arc<Mutex<Vec<Connection>>>,
-}
-
-impl EmbeddedStore {
-    /// Opens (creating if needed) `<data_dir>/akti-link.sqlite3` and starts the writer.
-    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(data_dir).map_err(unavailable)?;
-        let path = data_dir.join("akti-link.sqlite3");
-        let writer = open_connection(&path)?;
-        writer.execute_batch(SCHEMA).map_err(unavailable)?;
-        let (jobs, queue) = mpsc::channel::<Job>(4096);
-        std::thread::Builder::new()
-            .name("sqlite-writer".into())
-            .spawn(move || run_writer(writer, queue))
-            .map_err(unavailable)?;
-        Ok(Self {
-            jobs,
-            path,
-            readers: Arc::default(),
-        })
-    }
-
-    /// Runs `f` on the writer thread inside the next group commit; answers after the commit.
-    async fn write<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, StoreError> {
-        let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |conn| {
-            let result = f(conn);
-            let failed = result.is_err();
-            let done: Completion = Box::new(move |commit| {
-                let _ = tx.send(commit.map_err(unavailable).and(result));
-            });
-            (failed, done)
-        });
-        let stopped = || unavailable("the writer thread has stopped");
-        self.jobs.send(job).await.map_err(|_| stopped())?;
-        rx.await.map_err(|_| stopped())?
-    }
-
-    /// Runs `f` on a pooled read connection in a blocking thread.
-    async fn read<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, StoreError> {
-        let readers = self.readers.clone();
-        let path = self.path.clone();
-        tokio::task::spawn_blocking(move || {
-            let pooled = readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
-            let conn = match pooled {
-                Some(conn) => conn,
-                None => open_connection(&path)?,
-            };
-            let result = f(&conn);
-            let mut idle = readers.lock().unwrap_or_else(|p| p.into_inner());
-            if idle.len() < MAX_IDLE_READERS {
-                idle.push(conn);
-            }
-            result
-        })
-        .await
-        .map_err(unavailable)?
-    }
-}
-
-fn open_connection(path: &Path) -> Result<Connection, StoreError> {
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(unavailable)?;
-    conn.execute_batch(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;",
-    )
-    .map_err(unavailable)?;
-    Ok(conn)
-}
-
-/// The writer thread: one transaction per batch of queued jobs, one savepoint per job.
-fn run_writer(conn: Connection, mut queue: mpsc::Receiver<Job>) {
-    while let Some(first) = queue.blocking_recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_JOBS_PER_COMMIT {
-            match queue.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        let mut completions = Vec::with_capacity(batch.len());
-        let begun = conn
-            .execute_batch("BEGIN IMMEDIATE")
-            .map_err(|e| e.to_string());
-        if let Err(e) = begun {
-            // Every caller in this batch learns that nothing was written.
-            drop(batch);
-            tracing::error!(error = %e, "embedded store could not begin a transaction");
-            continue;
-        }
-        for job in batch {
-            let _ = conn.execute_batch("SAVEPOINT job");
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&conn)));
-            match outcome {
-                Ok((failed, done)) => {
-                    if failed {
-                        let _ = conn.execute_batch("ROLLBACK TO job");
-                    }
-                    completions.push(done);
-                }
-                // The caller's sender is dropped with the job: it sees `Unavailable`.
-                Err(_) => {
-                    let _ = conn.execute_batch("ROLLBACK TO job");
-                }
-            }
-            let _ = conn.execute_batch("RELEASE job");
-        }
-        let committed = conn.execute_batch("COMMIT").map_err(|e| e.to_string());
-        if committed.is_err() {
-            let _ = conn.execute_batch("ROLLBACK");
-        }
-        for done in completions {
-            done(committed.clone());
-        }
-    }
-}
+use rusqlite::{Connection, OptionalExtension, params};
 
 fn link_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Link> {
     let phone: String = row.get(2)?;
@@ -219,7 +29,7 @@ fn phone_column(phone: Option<&Phone>) -> &str {
     phone.map_or("", Phone::as_str)
 }
 
-fn is_unique_violation(e: &rusqlite::Error) -> bool {
+pub(super) fn is_unique_violation(e: &rusqlite::Error) -> bool {
     matches!(
         e,
         rusqlite::Error::SqliteFailure(f, _)
@@ -296,7 +106,7 @@ fn create_one(conn: &Connection, new: NewLink, code_length: usize) -> Result<Cre
 }
 
 #[async_trait]
-impl Store for EmbeddedStore {
+impl LinkStore for EmbeddedStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.read(|conn| {
             conn.query_row("SELECT 1", [], |_| Ok(()))

@@ -1,0 +1,171 @@
+//! The lead events, exactly as `shared/seed/link-events.md` defines them.
+//!
+//! An event's body is rendered once, when the event is created, and stored as bytes: every
+//! delivery attempt sends (and signs) the very same body.
+
+use crate::domain::{CampaignId, Link, format_time, random_id};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+pub const API_VERSION: &str = "2026-02-09";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventType {
+    LinkSent,
+    LinkDelivered,
+    LinkClicked,
+}
+
+impl EventType {
+    pub const ALL: [EventType; 3] = [Self::LinkSent, Self::LinkDelivered, Self::LinkClicked];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::LinkSent => "lead.link_sent",
+            Self::LinkDelivered => "lead.link_delivered",
+            Self::LinkClicked => "lead.link_clicked",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+}
+
+/// An event ready to be queued for every matching subscription.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// `evt_…`; the `webhook-id` of every delivery of this event.
+    pub id: String,
+    pub event_type: EventType,
+    pub campaign_id: CampaignId,
+    /// The JSON body, byte for byte as delivered.
+    pub body: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Serialize)]
+struct Envelope<'a, D: Serialize> {
+    metadata: Metadata<'a>,
+    data: D,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Metadata<'a> {
+    api_version: &'static str,
+    event_type: &'static str,
+    campaign_id: &'a str,
+    event_time: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ClickedData<'a> {
+    phone: &'a str,
+    /// Present when the lead has one, left out (not `null`) when it has none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    external_lead_id: Option<&'a str>,
+    url: &'a str,
+    short_url: &'a str,
+}
+
+fn render<D: Serialize>(
+    event_type: EventType,
+    campaign: &CampaignId,
+    at: DateTime<Utc>,
+    data: D,
+) -> Event {
+    let envelope = Envelope {
+        metadata: Metadata {
+            api_version: API_VERSION,
+            event_type: event_type.as_str(),
+            campaign_id: campaign.as_str(),
+            event_time: format_time(&at),
+        },
+        data,
+    };
+    Event {
+        id: random_id("evt_", 24),
+        event_type,
+        campaign_id: campaign.clone(),
+        // Plain structs of strings: serialising them cannot fail.
+        body: serde_json::to_string(&envelope).unwrap_or_default(),
+        created_at: at,
+    }
+}
+
+/// `lead.link_clicked` for a click at `at` on `link`; `None` for a link without a lead.
+pub fn link_clicked(link: &Link, short_url: &str, at: DateTime<Utc>) -> Option<Event> {
+    let phone = link.phone.as_ref()?;
+    Some(render(
+        EventType::LinkClicked,
+        &link.campaign_id,
+        at,
+        ClickedData {
+            phone: phone.as_str(),
+            external_lead_id: link.external_lead_id.as_ref().map(|x| x.as_str()),
+            url: link.url.as_str(),
+            short_url,
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Destination, ExternalLeadId, Phone, ShortCode, from_millis};
+
+    fn link(lead: Option<&str>) -> Link {
+        Link {
+            code: ShortCode::parse("abc123").unwrap(),
+            campaign_id: CampaignId::parse("abc456xyz").unwrap(),
+            phone: Some(Phone::parse("+1234567890").unwrap()),
+            external_lead_id: lead.map(|l| ExternalLeadId::parse(l).unwrap()),
+            url: Destination::parse("https://example.com/destination").unwrap(),
+            created_at: from_millis(0),
+            expires_at: None,
+            disabled: false,
+        }
+    }
+
+    #[test]
+    fn link_clicked_matches_the_seed_field_for_field() {
+        let at = from_millis(1_706_443_200_000);
+        let event =
+            link_clicked(&link(Some("abc123")), "https://link.akti.fyi/abc123", at).unwrap();
+        let body: serde_json::Value = serde_json::from_str(&event.body).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({
+                "metadata": {
+                    "apiVersion": "2026-02-09",
+                    "eventType": "lead.link_clicked",
+                    "campaignId": "abc456xyz",
+                    "eventTime": "2024-01-28T12:00:00.000Z"
+                },
+                "data": {
+                    "phone": "+1234567890",
+                    "externalLeadId": "abc123",
+                    "url": "https://example.com/destination",
+                    "shortUrl": "https://link.akti.fyi/abc123"
+                }
+            })
+        );
+        assert!(event.id.starts_with("evt_"));
+        assert_eq!(event.event_type, EventType::LinkClicked);
+    }
+
+    #[test]
+    fn a_lead_without_an_external_id_leaves_the_field_out() {
+        let event = link_clicked(&link(None), "https://l/abc123", from_millis(0)).unwrap();
+        assert!(!event.body.contains("externalLeadId"));
+    }
+
+    #[test]
+    fn a_link_without_a_phone_emits_nothing() {
+        let mut l = link(None);
+        l.phone = None;
+        assert!(link_clicked(&l, "https://l/abc123", from_millis(0)).is_none());
+    }
+}

@@ -1,0 +1,85 @@
+//! Click and message counters of a link and of a campaign.
+
+use super::super::AppState;
+use super::super::error::ApiError;
+use crate::domain::{CampaignId, ShortCode, format_time};
+use crate::store::Stats;
+use axum::Json;
+use axum::extract::{Path, State};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(link_stats))
+        .routes(routes!(campaign_stats))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LinkStatsBody {
+    /// Human clicks (bots and previews excluded).
+    clicks: u64,
+    /// `lead.link_clicked` events emitted.
+    click_events: u64,
+    bot_clicks: u64,
+    last_clicked_at: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CampaignStatsBody {
+    links: u64,
+    clicks: u64,
+    click_events: u64,
+    bot_clicks: u64,
+    last_clicked_at: Option<String>,
+    messages_sent: u64,
+    messages_delivered: u64,
+}
+
+fn last(stats: &Stats) -> Option<String> {
+    stats.last_clicked_at.as_ref().map(format_time)
+}
+
+#[utoipa::path(get, path = "/v1/links/{code}/stats", tag = "stats",
+    params(("code" = String, Path, description = "Short code")),
+    responses((status = 200, body = LinkStatsBody), (status = 404, description = "No such link")))]
+async fn link_stats(
+    State(state): State<AppState>,
+    Path(code): Path<String>,
+) -> Result<Json<LinkStatsBody>, ApiError> {
+    let code = ShortCode::parse(&code).map_err(|_| ApiError::NotFound("link"))?;
+    if state.store.get_link(&code).await?.is_none() {
+        return Err(ApiError::NotFound("link"));
+    }
+    let stats = state.store.link_stats(&code).await?;
+    Ok(Json(LinkStatsBody {
+        clicks: stats.clicks,
+        click_events: stats.click_events,
+        bot_clicks: stats.bot_clicks,
+        last_clicked_at: last(&stats),
+    }))
+}
+
+/// The counters summed over every link of the campaign (zero for an unknown campaign).
+#[utoipa::path(get, path = "/v1/campaigns/{campaignId}/stats", tag = "stats",
+    params(("campaignId" = String, Path, description = "Campaign id")),
+    responses((status = 200, body = CampaignStatsBody), (status = 422, description = "Invalid campaign id")))]
+async fn campaign_stats(
+    State(state): State<AppState>,
+    Path(campaign): Path<String>,
+) -> Result<Json<CampaignStatsBody>, ApiError> {
+    let campaign = CampaignId::parse(&campaign)?;
+    let (links, stats) = state.store.campaign_stats(&campaign).await?;
+    Ok(Json(CampaignStatsBody {
+        links,
+        clicks: stats.clicks,
+        click_events: stats.click_events,
+        bot_clicks: stats.bot_clicks,
+        last_clicked_at: last(&stats),
+        messages_sent: stats.messages_sent,
+        messages_delivered: stats.messages_delivered,
+    }))
+}

@@ -1,0 +1,198 @@
+//! Clicks, events and counters in SQLite: see the schema in the parent module.
+
+use super::super::{
+    ClickKind, ClickOutcome, ClickRecord, ClickStore, Stats, StoreError, Subscription,
+};
+use super::webhooks::load_subscriptions;
+use super::{EmbeddedStore, unavailable};
+use crate::domain::{CampaignId, ShortCode, from_millis};
+use crate::events::Event;
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// Stores `event` and one pending delivery for each subscription in `subs` that wants it.
+fn enqueue(conn: &Connection, event: &Event, subs: &[Subscription]) -> rusqlite::Result<()> {
+    let created = event.created_at.timestamp_millis();
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO events (id, event_type, campaign_id, body, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        event.id,
+        event.event_type.as_str(),
+        event.campaign_id.as_str(),
+        event.body,
+        created
+    ])?;
+    let mut insert = conn.prepare_cached(
+        "INSERT OR IGNORE INTO deliveries (sub_id, event_id, event_type, status, \
+         next_attempt_at, created_at) VALUES (?1, ?2, ?3, 'pending', ?4, ?4)",
+    )?;
+    for sub in subs
+        .iter()
+        .filter(|s| s.wants(event.event_type, &event.campaign_id))
+    {
+        insert.execute(params![
+            sub.id,
+            event.id,
+            event.event_type.as_str(),
+            created
+        ])?;
+    }
+    Ok(())
+}
+
+fn bump(
+    conn: &Connection,
+    click: &ClickRecord,
+    clicks: i64,
+    events: i64,
+    bots: i64,
+) -> rusqlite::Result<()> {
+    let at = (bots == 0).then(|| click.at.timestamp_millis());
+    conn.prepare_cached(
+        "INSERT INTO link_stats (code, clicks, click_events, bot_clicks, last_clicked_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (code) DO UPDATE SET \
+         clicks = clicks + ?2, click_events = click_events + ?3, bot_clicks = bot_clicks + ?4, \
+         last_clicked_at = max(ifnull(last_clicked_at, 0), ifnull(?5, 0))",
+    )?
+    .execute(params![click.code.as_str(), clicks, events, bots, at])?;
+    conn.prepare_cached(
+        "INSERT INTO campaign_stats (campaign_id, clicks, click_events, bot_clicks, last_clicked_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (campaign_id) DO UPDATE SET \
+         clicks = clicks + ?2, click_events = click_events + ?3, bot_clicks = bot_clicks + ?4, \
+         last_clicked_at = max(ifnull(last_clicked_at, 0), ifnull(?5, 0))",
+    )?
+    .execute(params![click.campaign_id.as_str(), clicks, events, bots, at])?;
+    Ok(())
+}
+
+/// Records one click; the window is judged in click time, as in the Redis store.
+fn record(
+    conn: &Connection,
+    click: &ClickRecord,
+    subs: &[Subscription],
+) -> rusqlite::Result<ClickOutcome> {
+    let (event, window) = match &click.kind {
+        ClickKind::Bot => {
+            bump(conn, click, 0, 0, 1)?;
+            return Ok(ClickOutcome::Counted);
+        }
+        ClickKind::Human => {
+            bump(conn, click, 1, 0, 0)?;
+            return Ok(ClickOutcome::Counted);
+        }
+        ClickKind::Lead { event, window } => (event, window.as_millis() as i64),
+    };
+    let at = click.at.timestamp_millis();
+    let opened: Option<i64> = conn
+        .prepare_cached("SELECT opened_at FROM windows WHERE code = ?1")?
+        .query_row([click.code.as_str()], |r| r.get(0))
+        .optional()?;
+    if opened.is_some_and(|o| at < o + window) {
+        bump(conn, click, 1, 0, 0)?;
+        return Ok(ClickOutcome::Deduplicated);
+    }
+    let now = crate::domain::now_millis().timestamp_millis();
+    conn.prepare_cached(
+        "INSERT INTO windows (code, opened_at, expires_at) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (code) DO UPDATE SET opened_at = ?2, expires_at = ?3",
+    )?
+    .execute(params![
+        click.code.as_str(),
+        at,
+        (at + window).max(now + window)
+    ])?;
+    bump(conn, click, 1, 1, 0)?;
+    enqueue(conn, event, subs)?;
+    Ok(ClickOutcome::Emitted)
+}
+
+fn stats_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Stats> {
+    Ok(Stats {
+        clicks: row.get::<_, i64>(0)? as u64,
+        click_events: row.get::<_, i64>(1)? as u64,
+        bot_clicks: row.get::<_, i64>(2)? as u64,
+        last_clicked_at: row
+            .get::<_, Option<i64>>(3)?
+            .filter(|t| *t > 0)
+            .map(from_millis),
+        messages_sent: row.get::<_, i64>(4)? as u64,
+        messages_delivered: row.get::<_, i64>(5)? as u64,
+    })
+}
+
+#[async_trait]
+impl ClickStore for EmbeddedStore {
+    async fn record_clicks(&self, clicks: &[ClickRecord]) -> Result<Vec<ClickOutcome>, StoreError> {
+        let clicks = clicks.to_vec();
+        let outcomes = self
+            .write(move |conn| {
+                let subs = load_subscriptions(conn)?;
+                clicks
+                    .iter()
+                    .map(|c| record(conn, c, &subs).map_err(unavailable))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await?;
+        if outcomes.contains(&ClickOutcome::Emitted) {
+            self.due.notify_one();
+        }
+        Ok(outcomes)
+    }
+
+    async fn enqueue_events(&self, events: &[Event]) -> Result<(), StoreError> {
+        let events = events.to_vec();
+        self.write(move |conn| {
+            let subs = load_subscriptions(conn)?;
+            events
+                .iter()
+                .try_for_each(|e| enqueue(conn, e, &subs))
+                .map_err(unavailable)
+        })
+        .await?;
+        self.due.notify_one();
+        Ok(())
+    }
+
+    async fn link_stats(&self, code: &ShortCode) -> Result<Stats, StoreError> {
+        let code = code.clone();
+        self.read(move |conn| {
+            conn.query_row(
+                "SELECT clicks, click_events, bot_clicks, last_clicked_at, 0, 0 \
+                 FROM link_stats WHERE code = ?1",
+                [code.as_str()],
+                stats_row,
+            )
+            .optional()
+            .map(Option::unwrap_or_default)
+            .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn campaign_stats(&self, campaign: &CampaignId) -> Result<(u64, Stats), StoreError> {
+        let campaign = campaign.clone();
+        self.read(move |conn| {
+            let links: i64 = conn
+                .query_row(
+                    "SELECT count(*) FROM links WHERE campaign_id = ?1",
+                    [campaign.as_str()],
+                    |r| r.get(0),
+                )
+                .map_err(unavailable)?;
+            let stats = conn
+                .query_row(
+                    "SELECT clicks, click_events, bot_clicks, last_clicked_at, messages_sent, \
+                     messages_delivered FROM campaign_stats WHERE campaign_id = ?1",
+                    [campaign.as_str()],
+                    stats_row,
+                )
+                .optional()
+                .map_err(unavailable)?
+                .unwrap_or_default();
+            Ok((links as u64, stats))
+        })
+        .await
+    }
+}

@@ -1,0 +1,110 @@
+//! The Redis store: the production backend, shared by every instance of the service.
+//!
+//! # Key layout
+//!
+//! Every key starts with `akti:`. The part in braces is a Redis Cluster hash tag: keys that
+//! one script touches together share it, so that a move to Cluster needs only these tags,
+//! not a redesign.
+//!
+//! Links ([`links`]); every command touches one key:
+//!
+//! | key | type | holds |
+//! | --- | --- | --- |
+//! | `akti:link:{<code>}` | hash | the link: `u` url, `c` campaign, `p` phone, `x` external lead id, `t` created (unix ms), `e` expires (unix ms), `d` disabled (`0`/`1`); absent fields are `null` |
+//! | `akti:identity:{<campaign>}:<sha256(phone NUL url)>` | string | the code of the link with that identity: makes creation idempotent |
+//! | `akti:index:all` | sorted set | every link, as members `<created ms, 13 digits>:<code>` at score 0, so that `ZRANGE … BYLEX` pages in creation order |
+//! | `akti:index:campaign:{<campaign>}` | sorted set | the same members, for one campaign |
+//! | `akti:index:phone:{<phone>}` | sorted set | the same members, for one lead |
+//! | channel `akti:link-changes` | pub/sub | codes of links that changed, so that every instance drops them from its cache |
+//!
+//! Clicks, events and deliveries ([`events`], [`webhooks`]) all carry the tag `{q}`: a
+//! click's script opens the window, bumps counters and fans the event out to deliveries
+//! atomically, so these keys must live in one slot. (Sharding them over several tags is
+//! the step after Cluster, if one slot's throughput is ever the limit.)
+//!
+//! | key | type | holds |
+//! | --- | --- | --- |
+//! | `akti:{q}:window:<code>` | string | the click time (ms) that opened the lead's dedup window; expires with it |
+//! | `akti:{q}:stats:link:<code>` | hash | `clicks`, `clickEvents`, `botClicks`, `lastClickedAt` (ms) |
+//! | `akti:{q}:stats:campaign:<campaign>` | hash | the same, summed, and `messagesSent`, `messagesDelivered` |
+//! | `akti:{q}:subs` | hash | subscription id → JSON record |
+//! | `akti:{q}:sub-filters` | hash | subscription id → `<disabled 0/1>|,<types>,|,<campaigns>,` (empty: all), read by the fan-out |
+//! | `akti:{q}:sub-order` | sorted set | `<created ms>:<id>` at score 0, for listing |
+//! | `akti:{q}:event:<event id>` | hash | `t` type, `b` body, `at` created; kept for [`EVENT_RETENTION`] |
+//! | `akti:{q}:delivery:<sub id>:<event id>` | hash | `status`, `attempts` (JSON array), `next` (ms), `t`, `at`; kept as long |
+//! | `akti:{q}:log:<sub id>` | sorted set | event ids by creation time: the delivery log |
+//! | `akti:{q}:ready` | stream | deliveries due now (`s` sub, `e` event), read by the consumer group `dispatchers` |
+//! | `akti:{q}:retry` | sorted set | `<sub id>|<event id>` by due time (ms) |
+//!
+//! A delivery is in `ready` (due, or leased to a dispatcher until it acknowledges it) or in
+//! `retry` (scheduled). Entries leased by a dispatcher that died are taken over with
+//! `XAUTOCLAIM` once idle for longer than an attempt can last.
+//!
+//! [`EVENT_RETENTION`]: super::EVENT_RETENTION
+
+mod events;
+mod links;
+mod webhooks;
+
+use super::StoreError;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use std::time::Duration;
+
+/// How long one command may take before the store counts as unavailable. Short, because a
+/// redirect waits on it.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub struct RedisStore {
+    client: redis::Client,
+    /// Shared, multiplexed and self-reconnecting; cheap to clone per call.
+    conn: ConnectionManager,
+    /// For `XREADGROUP … BLOCK` only: a blocked command would hold up every reply queued
+    /// behind it on the shared multiplexed connection.
+    blocking: ConnectionManager,
+    /// When this instance last took over stale deliveries (unix ms).
+    last_reclaim: std::sync::atomic::AtomicI64,
+}
+
+impl RedisStore {
+    /// Prepares the connections without waiting for Redis: the service starts, and answers
+    /// `/readyz` with `503`, while Redis is still down.
+    pub fn connect(url: &str) -> Result<Self, StoreError> {
+        let client = redis::Client::open(url).map_err(StoreError::unavailable)?;
+        let config = |response_timeout| {
+            ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(Duration::from_secs(1)))
+                .set_response_timeout(Some(response_timeout))
+                .set_number_of_retries(1)
+                .set_max_delay(Duration::from_millis(500))
+        };
+        let conn =
+            ConnectionManager::new_lazy_with_config(client.clone(), config(RESPONSE_TIMEOUT))
+                .map_err(StoreError::unavailable)?;
+        let blocking = ConnectionManager::new_lazy_with_config(
+            client.clone(),
+            config(Duration::from_secs(30)),
+        )
+        .map_err(StoreError::unavailable)?;
+        Ok(Self {
+            client,
+            conn,
+            blocking,
+            last_reclaim: std::sync::atomic::AtomicI64::new(0),
+        })
+    }
+
+    fn conn(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+}
+
+/// `EVAL script 1 key …`, usable in pipelines (Redis caches the compiled script).
+fn eval(script: &str, key: &str) -> redis::Cmd {
+    let mut cmd = redis::cmd("EVAL");
+    cmd.arg(script).arg(1).arg(key);
+    cmd
+}
+
+fn unavailable(e: redis::RedisError) -> StoreError {
+    StoreError::unavailable(e)
+}

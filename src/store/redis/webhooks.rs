@@ -1,0 +1,660 @@
+//! Webhook subscriptions and deliveries in Redis: see the key layout in the parent module.
+
+use super::super::{
+    Attempt, DeliveryOutcome, DeliveryRecord, DeliveryStatus, DeliveryTask, Page, StoreError,
+    Subscription, SubscriptionPatch, WebhookStore,
+};
+use super::{RedisStore, eval, unavailable};
+use crate::domain::{CampaignId, from_millis, now_millis};
+use crate::events::EventType;
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+const SUBS: &str = "akti:{q}:subs";
+const SUB_FILTERS: &str = "akti:{q}:sub-filters";
+const SUB_ORDER: &str = "akti:{q}:sub-order";
+const READY: &str = "akti:{q}:ready";
+const RETRY: &str = "akti:{q}:retry";
+const GROUP: &str = "dispatchers";
+/// Most scheduled retries moved to `ready` per claim.
+const MOVE_BATCH: usize = 500;
+
+fn delivery_key(sub: &str, event: &str) -> String {
+    format!("akti:{{q}}:delivery:{sub}:{event}")
+}
+
+fn log_key(sub: &str) -> String {
+    format!("akti:{{q}}:log:{sub}")
+}
+
+/// Moves due retries into the ready stream. ARGV: now (ms), batch size.
+const MOVE_DUE: &str = r"
+local due = redis.call('ZRANGE', KEYS[1], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[2]))
+for _, member in ipairs(due) do
+  local sub, event = string.match(member, '^([^|]+)|(.+)$')
+  redis.call('XADD', 'akti:{q}:ready', '*', 's', sub, 'e', event)
+  redis.call('ZREM', KEYS[1], member)
+end
+return #due";
+
+/// Records an outcome and acknowledges the lease. KEYS[1] delivery. ARGV: entry id,
+/// outcome, attempt JSON, next (ms), sub id, event id.
+const FINISH: &str = r"
+local Q = 'akti:{q}:'
+redis.call('XACK', Q .. 'ready', 'dispatchers', ARGV[1])
+redis.call('XDEL', Q .. 'ready', ARGV[1])
+local outcome = ARGV[2]
+local member = ARGV[5] .. '|' .. ARGV[6]
+if outcome == 'dropped' then
+  if redis.call('HGET', KEYS[1], 'status') == 'pending' then
+    redis.call('HSET', KEYS[1], 'status', 'failed', 'next', '')
+  end
+  return 0
+end
+if outcome == 'deferred' then
+  redis.call('ZADD', Q .. 'retry', ARGV[4], member)
+  return 0
+end
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local attempts = redis.call('HGET', KEYS[1], 'attempts')
+if attempts == false or attempts == '[]' then
+  attempts = '[' .. ARGV[3] .. ']'
+else
+  attempts = string.sub(attempts, 1, -2) .. ',' .. ARGV[3] .. ']'
+end
+redis.call('HSET', KEYS[1], 'attempts', attempts)
+if outcome == 'retry' then
+  redis.call('HSET', KEYS[1], 'status', 'pending', 'next', ARGV[4])
+  redis.call('ZADD', Q .. 'retry', ARGV[4], member)
+elseif outcome == 'delivered' then
+  redis.call('HSET', KEYS[1], 'status', 'delivered', 'next', '')
+else
+  redis.call('HSET', KEYS[1], 'status', 'failed', 'next', '')
+  if outcome == 'gone' then
+    local f = redis.call('HGET', Q .. 'sub-filters', ARGV[5])
+    if f then redis.call('HSET', Q .. 'sub-filters', ARGV[5], '1' .. string.sub(f, 2)) end
+  end
+end
+return 1";
+
+/// Makes a delivery due now. KEYS[1] delivery. ARGV: sub id, event id, now (ms).
+const RETRY_NOW: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'status', 'pending', 'next', ARGV[3])
+redis.call('ZREM', 'akti:{q}:retry', ARGV[1] .. '|' .. ARGV[2])
+redis.call('XADD', 'akti:{q}:ready', '*', 's', ARGV[1], 'e', ARGV[2])
+return 1";
+
+/// A subscription as stored; `disabled` lives in the filter string, which the fan-out
+/// and the 410 handling read and write inside scripts.
+#[derive(Serialize, Deserialize)]
+struct SubRecord {
+    url: String,
+    event_types: Option<Vec<String>>,
+    campaign_ids: Option<Vec<String>>,
+    description: Option<String>,
+    secret: String,
+    created_at: i64,
+}
+
+fn encode(sub: &Subscription) -> (String, String) {
+    let record = SubRecord {
+        url: sub.url.clone(),
+        event_types: sub
+            .event_types
+            .as_ref()
+            .map(|t| t.iter().map(|t| t.as_str().to_owned()).collect()),
+        campaign_ids: sub
+            .campaign_ids
+            .as_ref()
+            .map(|c| c.iter().map(|c| c.as_str().to_owned()).collect()),
+        description: sub.description.clone(),
+        secret: sub.secret.clone(),
+        created_at: sub.created_at.timestamp_millis(),
+    };
+    let list = |items: Option<Vec<&str>>| match items {
+        None => String::new(),
+        Some(items) => format!(",{},", items.join(",")),
+    };
+    let filter = format!(
+        "{}|{}|{}",
+        u8::from(sub.disabled),
+        list(
+            sub.event_types
+                .as_ref()
+                .map(|t| t.iter().map(|t| t.as_str()).collect())
+        ),
+        list(
+            sub.campaign_ids
+                .as_ref()
+                .map(|c| c.iter().map(|c| c.as_str()).collect())
+        ),
+    );
+    (serde_json::to_string(&record).unwrap_or_default(), filter)
+}
+
+fn decode(id: &str, json: &str, filter: Option<&str>) -> Result<Subscription, StoreError> {
+    let r: SubRecord = serde_json::from_str(json)
+        .map_err(|e| StoreError::Corrupt(format!("subscription {id}: {e}")))?;
+    Ok(Subscription {
+        id: id.to_owned(),
+        url: r.url,
+        event_types: r
+            .event_types
+            .map(|t| t.iter().filter_map(|t| EventType::parse(t)).collect()),
+        campaign_ids: r
+            .campaign_ids
+            .map(|c| c.into_iter().map(CampaignId::from_trusted).collect()),
+        description: r.description,
+        secret: r.secret,
+        created_at: from_millis(r.created_at),
+        disabled: filter.is_some_and(|f| f.starts_with('1')),
+    })
+}
+
+fn order_member(sub: &Subscription) -> String {
+    format!("{:013}:{}", sub.created_at.timestamp_millis(), sub.id)
+}
+
+impl RedisStore {
+    async fn write_subscription(&self, sub: &Subscription) -> Result<(), StoreError> {
+        let (json, filter) = encode(sub);
+        redis::pipe()
+            .atomic()
+            .hset(SUBS, &sub.id, json)
+            .ignore()
+            .hset(SUB_FILTERS, &sub.id, filter)
+            .ignore()
+            .zadd(SUB_ORDER, order_member(sub), 0)
+            .ignore()
+            .query_async::<()>(&mut self.conn())
+            .await
+            .map_err(unavailable)
+    }
+
+    /// Reads the group's new entries, creating the group after a fresh start (or after
+    /// Redis lost its data).
+    async fn read_ready(
+        &self,
+        consumer: &str,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<(String, HashMap<String, String>)>, StoreError> {
+        let read = |mut conn: redis::aio::ConnectionManager| async move {
+            let mut cmd = redis::cmd("XREADGROUP");
+            cmd.arg("GROUP")
+                .arg(GROUP)
+                .arg(consumer)
+                .arg("COUNT")
+                .arg(max);
+            if !wait.is_zero() {
+                cmd.arg("BLOCK").arg(wait.as_millis() as u64);
+            }
+            cmd.arg("STREAMS").arg(READY).arg(">");
+            cmd.query_async::<redis::streams::StreamReadReply>(&mut conn)
+                .await
+        };
+        let reply = match read(self.blocking.clone()).await {
+            Err(e) if e.code() == Some("NOGROUP") => {
+                let created: redis::RedisResult<()> = redis::cmd("XGROUP")
+                    .arg("CREATE")
+                    .arg(READY)
+                    .arg(GROUP)
+                    .arg("0")
+                    .arg("MKSTREAM")
+                    .query_async(&mut self.conn())
+                    .await;
+                if let Err(e) = created
+                    && e.code() != Some("BUSYGROUP")
+                {
+                    return Err(unavailable(e));
+                }
+                read(self.blocking.clone()).await
+            }
+            other => other,
+        }
+        .map_err(unavailable)?;
+        Ok(reply
+            .keys
+            .into_iter()
+            .flat_map(|k| k.ids)
+            .map(|entry| {
+                let fields = entry
+                    .map
+                    .iter()
+                    .filter_map(|(k, v)| {
+                        redis::from_redis_value_ref::<String>(v)
+                            .ok()
+                            .map(|v| (k.clone(), v))
+                    })
+                    .collect();
+                (entry.id, fields)
+            })
+            .collect())
+    }
+
+    /// Takes over entries leased by a consumer that stopped answering, at most once a
+    /// second per instance.
+    async fn reclaim_stale(
+        &self,
+        consumer: &str,
+        max: usize,
+        lease: Duration,
+    ) -> Result<Vec<(String, HashMap<String, String>)>, StoreError> {
+        let now = now_millis().timestamp_millis();
+        let last = self.last_reclaim.load(Ordering::Relaxed);
+        if now - last < 1000
+            || self
+                .last_reclaim
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return Ok(Vec::new());
+        }
+        let reply: redis::RedisResult<redis::streams::StreamAutoClaimReply> =
+            redis::cmd("XAUTOCLAIM")
+                .arg(READY)
+                .arg(GROUP)
+                .arg(consumer)
+                .arg(lease.as_millis() as u64)
+                .arg("0-0")
+                .arg("COUNT")
+                .arg(max)
+                .query_async(&mut self.conn())
+                .await;
+        let reply = match reply {
+            Ok(r) => r,
+            // No group yet: nothing can be stale.
+            Err(e) if e.code() == Some("NOGROUP") => return Ok(Vec::new()),
+            Err(e) => return Err(unavailable(e)),
+        };
+        Ok(reply
+            .claimed
+            .into_iter()
+            .map(|entry| {
+                let fields = entry
+                    .map
+                    .iter()
+                    .filter_map(|(k, v)| {
+                        redis::from_redis_value_ref::<String>(v)
+                            .ok()
+                            .map(|v| (k.clone(), v))
+                    })
+                    .collect();
+                (entry.id, fields)
+            })
+            .collect())
+    }
+}
+
+#[async_trait]
+impl WebhookStore for RedisStore {
+    async fn create_subscription(&self, sub: &Subscription) -> Result<(), StoreError> {
+        self.write_subscription(sub).await
+    }
+
+    async fn get_subscription(&self, id: &str) -> Result<Option<Subscription>, StoreError> {
+        let (json, filter): (Option<String>, Option<String>) = redis::pipe()
+            .hget(SUBS, id)
+            .hget(SUB_FILTERS, id)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(unavailable)?;
+        json.map(|j| decode(id, &j, filter.as_deref())).transpose()
+    }
+
+    async fn list_subscriptions(
+        &self,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Subscription>, StoreError> {
+        let from = match cursor {
+            Some(c) if c.split_once(':').is_some_and(|(ms, _)| ms.len() == 13) => format!("({c}"),
+            Some(_) => return Err(StoreError::InvalidCursor),
+            None => "-".to_owned(),
+        };
+        let members: Vec<String> = redis::cmd("ZRANGE")
+            .arg(SUB_ORDER)
+            .arg(&from)
+            .arg("+")
+            .arg("BYLEX")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(limit + 1)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(unavailable)?;
+        let mut items = Vec::new();
+        let mut last_member = None;
+        for member in members.iter().take(limit) {
+            let id = member.split_once(':').map_or("", |(_, id)| id);
+            if let Some(sub) = self.get_subscription(id).await? {
+                items.push(sub);
+            }
+            last_member = Some(member.clone());
+        }
+        let next_cursor = if members.len() > limit {
+            last_member
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    async fn update_subscription(
+        &self,
+        id: &str,
+        patch: &SubscriptionPatch,
+    ) -> Result<Option<Subscription>, StoreError> {
+        let Some(mut sub) = self.get_subscription(id).await? else {
+            return Ok(None);
+        };
+        patch.apply(&mut sub);
+        self.write_subscription(&sub).await?;
+        Ok(Some(sub))
+    }
+
+    async fn delete_subscription(&self, id: &str) -> Result<bool, StoreError> {
+        let Some(sub) = self.get_subscription(id).await? else {
+            return Ok(false);
+        };
+        redis::pipe()
+            .atomic()
+            .hdel(SUBS, id)
+            .ignore()
+            .hdel(SUB_FILTERS, id)
+            .ignore()
+            .zrem(SUB_ORDER, order_member(&sub))
+            .ignore()
+            .del(log_key(id))
+            .ignore()
+            .query_async::<()>(&mut self.conn())
+            .await
+            .map_err(unavailable)?;
+        Ok(true)
+    }
+
+    async fn claim_deliveries(
+        &self,
+        consumer: &str,
+        max: usize,
+        wait: Duration,
+        lease: Duration,
+    ) -> Result<Vec<DeliveryTask>, StoreError> {
+        eval(MOVE_DUE, RETRY)
+            .arg(now_millis().timestamp_millis())
+            .arg(MOVE_BATCH)
+            .query_async::<u64>(&mut self.conn())
+            .await
+            .map_err(unavailable)?;
+        let mut entries = self.reclaim_stale(consumer, max, lease).await?;
+        if entries.is_empty() {
+            entries = self.read_ready(consumer, max, wait).await?;
+        }
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for (_, fields) in &entries {
+            let sub = fields.get("s").map_or("", String::as_str);
+            let event = fields.get("e").map_or("", String::as_str);
+            pipe.hget(SUBS, sub)
+                .hget(SUB_FILTERS, sub)
+                .hget(format!("akti:{{q}}:event:{event}"), "b")
+                .hget(format!("akti:{{q}}:event:{event}"), "t")
+                .hget(delivery_key(sub, event), "status")
+                .hget(delivery_key(sub, event), "attempts");
+        }
+        type Row = (
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        );
+        let values: Vec<Option<String>> = pipe
+            .query_async(&mut self.conn())
+            .await
+            .map_err(unavailable)?;
+        let rows: Vec<Row> = values
+            .chunks(6)
+            .map(|c| {
+                (
+                    c[0].clone(),
+                    c[1].clone(),
+                    c[2].clone(),
+                    c[3].clone(),
+                    c[4].clone(),
+                    c[5].clone(),
+                )
+            })
+            .collect();
+        let mut tasks = Vec::with_capacity(entries.len());
+        for ((entry, fields), (json, filter, body, event_type, status, attempts)) in
+            entries.into_iter().zip(rows)
+        {
+            let sub_id = fields.get("s").cloned().unwrap_or_default();
+            let event_id = fields.get("e").cloned().unwrap_or_default();
+            let subscription = json
+                .map(|j| decode(&sub_id, &j, filter.as_deref()))
+                .transpose()?;
+            let usable = match (
+                subscription,
+                body,
+                event_type.as_deref().and_then(EventType::parse),
+            ) {
+                (Some(sub), Some(body), Some(event_type))
+                    if !sub.disabled && status.as_deref() == Some("pending") =>
+                {
+                    Some((sub, body, event_type))
+                }
+                _ => None,
+            };
+            let Some((subscription, body, event_type)) = usable else {
+                // Deleted or disabled subscription, expired event, or already settled:
+                // release the entry; a pending delivery becomes failed (replayable).
+                eval(FINISH, &delivery_key(&sub_id, &event_id))
+                    .arg(&entry)
+                    .arg("dropped")
+                    .arg("")
+                    .arg(0)
+                    .arg(&sub_id)
+                    .arg(&event_id)
+                    .query_async::<u8>(&mut self.conn())
+                    .await
+                    .map_err(unavailable)?;
+                continue;
+            };
+            let attempts_made = attempts
+                .as_deref()
+                .and_then(|a| serde_json::from_str::<Vec<Attempt>>(a).ok())
+                .map_or(0, |a| a.len() as u32);
+            tasks.push(DeliveryTask {
+                subscription,
+                event_id,
+                event_type,
+                body,
+                attempts_made,
+                lease: entry,
+            });
+        }
+        Ok(tasks)
+    }
+
+    async fn finish_delivery(
+        &self,
+        task: &DeliveryTask,
+        outcome: &DeliveryOutcome,
+    ) -> Result<(), StoreError> {
+        let (name, attempt, next) = match outcome {
+            DeliveryOutcome::Delivered(a) => ("delivered", Some(a), None),
+            DeliveryOutcome::Retry(a, at) => ("retry", Some(a), Some(*at)),
+            DeliveryOutcome::Failed(a) => ("failed", Some(a), None),
+            DeliveryOutcome::Gone(a) => ("gone", Some(a), None),
+            DeliveryOutcome::Deferred(at) => ("deferred", None, Some(*at)),
+            DeliveryOutcome::Dropped => ("dropped", None, None),
+        };
+        let attempt = attempt
+            .map(|a| serde_json::to_string(a).unwrap_or_default())
+            .unwrap_or_default();
+        eval(FINISH, &delivery_key(&task.subscription.id, &task.event_id))
+            .arg(&task.lease)
+            .arg(name)
+            .arg(attempt)
+            .arg(next.map_or(0, |t| t.timestamp_millis()))
+            .arg(&task.subscription.id)
+            .arg(&task.event_id)
+            .query_async::<u8>(&mut self.conn())
+            .await
+            .map(drop)
+            .map_err(unavailable)
+    }
+
+    async fn list_deliveries(
+        &self,
+        sub_id: &str,
+        status: Option<DeliveryStatus>,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<DeliveryRecord>, StoreError> {
+        // Cursor `<ms>:<event id>`: the last item of the previous page. Newest first, and
+        // among equal times by event id descending, as `ZRANGE … REV` orders them.
+        let after = match cursor {
+            None => None,
+            Some(c) => {
+                let (ms, id) = c.split_once(':').ok_or(StoreError::InvalidCursor)?;
+                Some((
+                    ms.parse::<i64>().map_err(|_| StoreError::InvalidCursor)?,
+                    id.to_owned(),
+                ))
+            }
+        };
+        let mut max = after
+            .as_ref()
+            .map_or("+inf".to_owned(), |(ms, _)| ms.to_string());
+        let mut items: Vec<(i64, DeliveryRecord)> = Vec::new();
+        let batch = (limit + 1).max(50);
+        'scan: loop {
+            let members: Vec<(String, f64)> = redis::cmd("ZRANGE")
+                .arg(log_key(sub_id))
+                .arg(&max)
+                .arg("-inf")
+                .arg("BYSCORE")
+                .arg("REV")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(batch)
+                .arg("WITHSCORES")
+                .query_async(&mut self.conn())
+                .await
+                .map_err(unavailable)?;
+            let fresh: Vec<(String, i64)> = members
+                .iter()
+                .map(|(m, s)| (m.clone(), *s as i64))
+                .filter(|(m, s)| match &after {
+                    Some((ms, id)) => *s < *ms || (*s == *ms && m < id),
+                    None => true,
+                })
+                .filter(|(m, s)| items.iter().all(|(t, r)| !(t == s && r.event_id == *m)))
+                .collect();
+            if fresh.is_empty() {
+                break;
+            }
+            let mut pipe = redis::pipe();
+            for (event, _) in &fresh {
+                pipe.hgetall(delivery_key(sub_id, event));
+            }
+            let hashes: Vec<HashMap<String, String>> = pipe
+                .query_async(&mut self.conn())
+                .await
+                .map_err(unavailable)?;
+            for ((event, ms), h) in fresh.iter().zip(hashes) {
+                let Some(record) = delivery_record(event, &h) else {
+                    continue;
+                };
+                if status.is_none_or(|s| s == record.status) {
+                    items.push((*ms, record));
+                    if items.len() > limit {
+                        break 'scan;
+                    }
+                }
+            }
+            if members.len() < batch {
+                break;
+            }
+            // Continue from the oldest time seen; members already taken are filtered out.
+            max = members
+                .last()
+                .map_or("-inf".to_owned(), |(_, s)| (*s as i64).to_string());
+        }
+        let next_cursor = (items.len() > limit).then(|| {
+            items.truncate(limit);
+            items
+                .last()
+                .map(|(ms, r)| format!("{ms}:{}", r.event_id))
+                .unwrap_or_default()
+        });
+        Ok(Page {
+            items: items.into_iter().map(|(_, r)| r).collect(),
+            next_cursor,
+        })
+    }
+
+    async fn retry_delivery(&self, sub_id: &str, event_id: &str) -> Result<bool, StoreError> {
+        eval(RETRY_NOW, &delivery_key(sub_id, event_id))
+            .arg(sub_id)
+            .arg(event_id)
+            .arg(now_millis().timestamp_millis())
+            .query_async::<u8>(&mut self.conn())
+            .await
+            .map(|n| n == 1)
+            .map_err(unavailable)
+    }
+
+    async fn queue_depth(&self) -> Result<(u64, Option<Duration>), StoreError> {
+        let (ready, scheduled, oldest): (u64, u64, redis::streams::StreamRangeReply) =
+            redis::pipe()
+                .xlen(READY)
+                .zcard(RETRY)
+                .cmd("XRANGE")
+                .arg(READY)
+                .arg("-")
+                .arg("+")
+                .arg("COUNT")
+                .arg(1)
+                .query_async(&mut self.conn())
+                .await
+                .map_err(unavailable)?;
+        let now = now_millis().timestamp_millis();
+        let age = oldest.ids.first().and_then(|e| {
+            let ms: i64 = e.id.split('-').next()?.parse().ok()?;
+            Some(Duration::from_millis((now - ms).max(0) as u64))
+        });
+        Ok((ready + scheduled, age))
+    }
+}
+
+fn delivery_record(event_id: &str, h: &HashMap<String, String>) -> Option<DeliveryRecord> {
+    let status = DeliveryStatus::parse(h.get("status")?)?;
+    Some(DeliveryRecord {
+        event_id: event_id.to_owned(),
+        event_type: EventType::parse(h.get("t")?)?,
+        status,
+        attempts: h
+            .get("attempts")
+            .and_then(|a| serde_json::from_str(a).ok())
+            .unwrap_or_default(),
+        next_attempt_at: (status == DeliveryStatus::Pending)
+            .then(|| {
+                h.get("next")
+                    .and_then(|n| n.parse::<i64>().ok())
+                    .map(from_millis)
+            })
+            .flatten(),
+        created_at: from_millis(h.get("at")?.parse().ok()?),
+    })
+}

@@ -1,0 +1,198 @@
+//! The values the store takes and gives for clicks, events and webhooks.
+
+use crate::domain::{CampaignId, ShortCode};
+use crate::events::{Event, EventType};
+use chrono::{DateTime, Utc};
+use std::time::Duration;
+
+/// One redirect to record.
+#[derive(Debug, Clone)]
+pub struct ClickRecord {
+    pub code: ShortCode,
+    pub campaign_id: CampaignId,
+    pub at: DateTime<Utc>,
+    pub kind: ClickKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum ClickKind {
+    /// A bot or link preview: counted, nothing else.
+    Bot,
+    /// A human on a link without a lead: counted, no event.
+    Human,
+    /// A human on a lead's link: opens the dedup window for `window` and queues `event`,
+    /// unless a window is already open.
+    Lead { event: Event, window: Duration },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClickOutcome {
+    Counted,
+    /// The window was open: counted, no event.
+    Deduplicated,
+    /// The window opened and the event is queued.
+    Emitted,
+}
+
+/// Counters of a link or a campaign.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Human clicks.
+    pub clicks: u64,
+    /// `lead.link_clicked` events emitted.
+    pub click_events: u64,
+    pub bot_clicks: u64,
+    pub last_clicked_at: Option<DateTime<Utc>>,
+    pub messages_sent: u64,
+    pub messages_delivered: u64,
+}
+
+/// A page of a list, oldest or newest first as the list says.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// A webhook subscription.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscription {
+    /// `sub_…`
+    pub id: String,
+    pub url: String,
+    /// `None`: every event type.
+    pub event_types: Option<Vec<EventType>>,
+    /// `None`: every campaign.
+    pub campaign_ids: Option<Vec<CampaignId>>,
+    pub description: Option<String>,
+    /// `whsec_` + base64 of the signing key.
+    pub secret: String,
+    pub created_at: DateTime<Utc>,
+    pub disabled: bool,
+}
+
+impl Subscription {
+    pub fn wants(&self, event_type: EventType, campaign: &CampaignId) -> bool {
+        !self.disabled
+            && self
+                .event_types
+                .as_ref()
+                .is_none_or(|t| t.contains(&event_type))
+            && self
+                .campaign_ids
+                .as_ref()
+                .is_none_or(|c| c.contains(campaign))
+    }
+}
+
+/// A partial update; `Some(None)` clears a filter or the description.
+#[derive(Debug, Clone, Default)]
+pub struct SubscriptionPatch {
+    pub url: Option<String>,
+    pub event_types: Option<Option<Vec<EventType>>>,
+    pub campaign_ids: Option<Option<Vec<CampaignId>>>,
+    pub description: Option<Option<String>>,
+    pub disabled: Option<bool>,
+    pub secret: Option<String>,
+}
+
+impl SubscriptionPatch {
+    pub fn apply(&self, sub: &mut Subscription) {
+        if let Some(url) = &self.url {
+            sub.url = url.clone();
+        }
+        if let Some(types) = &self.event_types {
+            sub.event_types = types.clone();
+        }
+        if let Some(campaigns) = &self.campaign_ids {
+            sub.campaign_ids = campaigns.clone();
+        }
+        if let Some(description) = &self.description {
+            sub.description = description.clone();
+        }
+        if let Some(disabled) = self.disabled {
+            sub.disabled = disabled;
+        }
+        if let Some(secret) = &self.secret {
+            sub.secret = secret.clone();
+        }
+    }
+}
+
+/// A delivery leased to a dispatcher: everything one attempt needs.
+#[derive(Debug, Clone)]
+pub struct DeliveryTask {
+    pub subscription: Subscription,
+    pub event_id: String,
+    pub event_type: EventType,
+    pub body: String,
+    /// Attempts already made (0 for the first).
+    pub attempts_made: u32,
+    /// The backend's handle of the lease (the Redis stream entry).
+    pub lease: String,
+}
+
+/// One attempt, as the delivery log shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Attempt {
+    /// RFC 3339 with milliseconds.
+    pub at: String,
+    pub status_code: Option<u16>,
+    pub error: Option<String>,
+    pub duration_ms: u64,
+}
+
+/// What becomes of a delivery after an attempt (or instead of one).
+#[derive(Debug, Clone)]
+pub enum DeliveryOutcome {
+    Delivered(Attempt),
+    /// Failed; try again at the given time.
+    Retry(Attempt, DateTime<Utc>),
+    /// Failed for the last time.
+    Failed(Attempt),
+    /// The subscriber answered 410: failed, and the subscription is disabled.
+    Gone(Attempt),
+    /// Not attempted (the subscription's concurrency cap was reached); due again then.
+    Deferred(DateTime<Utc>),
+    /// Nothing to do (subscription deleted or disabled, delivery no longer pending).
+    Dropped,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryStatus {
+    Pending,
+    Delivered,
+    Failed,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Pending, Self::Delivered, Self::Failed]
+            .into_iter()
+            .find(|x| x.as_str() == s)
+    }
+}
+
+/// A delivery as the log shows it.
+#[derive(Debug, Clone)]
+pub struct DeliveryRecord {
+    pub event_id: String,
+    pub event_type: EventType,
+    pub status: DeliveryStatus,
+    pub attempts: Vec<Attempt>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// How long events and their delivery log are kept: long enough to replay a failed
+/// delivery after the whole retry schedule (about 33 hours by default) and a weekend.
+pub const EVENT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
