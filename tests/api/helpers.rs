@@ -67,14 +67,26 @@ pub struct RedisServer {
     port: u16,
     dir: TempDir,
     child: Option<Child>,
+    /// Append-only file with fsync on every write, so that a restart keeps the data.
+    persistent: bool,
 }
 
 impl RedisServer {
     pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// A server whose data survives [`RedisServer::restart`], as production's AOF does.
+    pub fn start_persistent() -> Self {
+        Self::start_with(true)
+    }
+
+    fn start_with(persistent: bool) -> Self {
         let mut server = Self {
             port: free_port(),
             dir: tempfile::tempdir().expect("a temp dir"),
             child: None,
+            persistent,
         };
         server.restart();
         server
@@ -95,7 +107,12 @@ impl RedisServer {
         self.stop();
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
+            .args(["--save", ""])
+            .args(if self.persistent {
+                ["--appendonly", "yes", "--appendfsync", "always"]
+            } else {
+                ["--appendonly", "no", "--appendfsync", "everysec"]
+            })
             .arg("--dir")
             .arg(self.dir.path())
             .stdout(Stdio::null())
@@ -400,4 +417,180 @@ pub async fn wait_for_change_feed(url: &str, n: usize) {
         },
     )
     .await;
+}
+
+/// One request a [`Receiver`] got.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub headers: axum::http::HeaderMap,
+    pub body: String,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).expect("a JSON body")
+    }
+}
+
+/// How a [`Receiver`] answers one request.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub delay: Duration,
+    pub retry_after: Option<&'static str>,
+}
+
+impl Reply {
+    pub fn status(status: u16) -> Self {
+        Self {
+            status,
+            delay: Duration::ZERO,
+            retry_after: None,
+        }
+    }
+
+    /// Never answers within any test.
+    pub fn hang() -> Self {
+        Self {
+            status: 204,
+            delay: Duration::from_secs(3600),
+            retry_after: None,
+        }
+    }
+}
+
+#[derive(Default)]
+struct ReceiverState {
+    received: std::sync::Mutex<Vec<Received>>,
+    scripted: std::sync::Mutex<std::collections::VecDeque<Reply>>,
+    default: std::sync::Mutex<Option<Reply>>,
+}
+
+/// A real HTTP server that records every webhook it receives and answers as told; the
+/// answers can change mid-test.
+pub struct Receiver {
+    pub url: String,
+    state: std::sync::Arc<ReceiverState>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Receiver {
+    pub async fn start() -> Self {
+        let state = std::sync::Arc::new(ReceiverState::default());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let handler_state = state.clone();
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+                let state = handler_state.clone();
+                async move {
+                    state
+                        .received
+                        .lock()
+                        .unwrap()
+                        .push(Received { headers, body });
+                    let reply = state
+                        .scripted
+                        .lock()
+                        .unwrap()
+                        .pop_front()
+                        .or_else(|| state.default.lock().unwrap().clone())
+                        .unwrap_or(Reply::status(204));
+                    tokio::time::sleep(reply.delay).await;
+                    let mut response = axum::http::Response::builder().status(reply.status);
+                    if let Some(after) = reply.retry_after {
+                        response = response.header("retry-after", after);
+                    }
+                    response.body(axum::body::Body::empty()).unwrap()
+                }
+            }),
+        );
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { url, state, task }
+    }
+
+    /// How to answer once the scripted replies are used up.
+    pub fn answer(&self, reply: Reply) {
+        *self.state.default.lock().unwrap() = Some(reply);
+    }
+
+    /// Replies for the next requests, in order.
+    pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
+        self.state.scripted.lock().unwrap().extend(replies);
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.state.received.lock().unwrap().clone()
+    }
+
+    /// Waits until at least `n` requests arrived.
+    pub async fn wait_for(&self, n: usize, deadline: Duration) -> Vec<Received> {
+        eventually(
+            &format!("{n} webhooks at {}", self.url),
+            deadline,
+            || async { self.received().len() >= n },
+        )
+        .await;
+        self.received()
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Configuration for webhook tests: loopback receivers allowed, short retries.
+pub fn webhook_config(config: &mut Config) {
+    config.webhook_allow_private = true;
+    config.webhook_retry_schedule = vec![Duration::from_millis(50); 3];
+    config.webhook_timeout = Duration::from_secs(5);
+}
+
+impl TestApp {
+    /// Subscribes `url` with the extra fields of `filters`; returns the subscription.
+    pub async fn subscribe(&self, url: &str, filters: Value) -> Value {
+        let mut body = serde_json::json!({ "url": url });
+        if let (Some(body), Some(extra)) = (body.as_object_mut(), filters.as_object()) {
+            body.extend(extra.clone());
+        }
+        let response = self
+            .admin_send(reqwest::Method::POST, "/v1/webhooks", &body)
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        response.json().await.unwrap()
+    }
+
+    /// `GET /{code}` as a lead's phone would.
+    pub async fn click(&self, code: &str) -> Response {
+        self.follow(code).await
+    }
+
+    /// `GET /{code}` with a given User-Agent (`None`: no header at all).
+    pub async fn click_as(&self, code: &str, agent: Option<&str>) -> Response {
+        let mut request = self.client.get(format!("{}/{code}", self.public));
+        if let Some(agent) = agent {
+            request = request.header("user-agent", agent);
+        }
+        request.send().await.expect("public GET")
+    }
+
+    pub async fn stats(&self, code: &str) -> Value {
+        self.admin_get(&format!("/v1/links/{code}/stats"))
+            .await
+            .json()
+            .await
+            .unwrap()
+    }
 }

@@ -4,7 +4,10 @@
 mod helpers;
 
 mod binary;
+mod clicks;
+mod durability;
 mod links;
 mod redirects;
 mod resilience;
 mod store_contract;
+mod webhooks;

@@ -142,6 +142,14 @@ impl EmbeddedStore {
         let path = data_dir.join("akti-link.sqlite3");
         let writer = open_connection(&path)?;
         writer.execute_batch(SCHEMA).map_err(unavailable)?;
+        // One process owns this file: any lease found now was held by a process that died
+        // mid-attempt, and its deliveries are due again at once.
+        writer
+            .execute(
+                "UPDATE deliveries SET lease_until = 0 WHERE lease_until > 0",
+                [],
+            )
+            .map_err(unavailable)?;
         let (jobs, queue) = mpsc::channel::<Job>(4096);
         std::thread::Builder::new()
             .name("sqlite-writer".into())

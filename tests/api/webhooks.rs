@@ -1,0 +1,438 @@
+//! Webhook subscriptions and delivery: the API, retries, 410, a hanging subscriber and the
+//! delivery log, on both stores.
+
+use crate::helpers::{Backend, Receiver, Reply, TestApp, error_code, eventually, webhook_config};
+use crate::on_both_stores;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::collections::HashSet;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+on_both_stores!(
+    subscriptions_can_be_created_read_listed_changed_and_deleted,
+    invalid_subscriptions_are_422,
+    private_targets_are_refused_unless_allowed,
+    rotating_the_secret_signs_later_deliveries_with_the_new_one,
+    a_failing_receiver_is_retried_with_the_same_id_until_it_succeeds,
+    after_the_last_attempt_the_delivery_fails_and_can_be_replayed,
+    a_410_disables_the_subscription,
+    a_hanging_subscriber_does_not_delay_the_others,
+    the_delivery_log_pages_newest_first_and_filters_by_status,
+);
+
+async fn link_for(app: &TestApp, phone: &str) -> String {
+    let link = app
+        .create_link(json!({"campaignId": "c", "url": "https://shop.test/", "phone": phone}))
+        .await;
+    link["code"].as_str().unwrap().to_owned()
+}
+
+async fn deliveries(app: &TestApp, sub: &str, query: &str) -> Value {
+    let response = app
+        .admin_get(&format!("/v1/webhooks/{sub}/deliveries{query}"))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    response.json().await.unwrap()
+}
+
+async fn subscriptions_can_be_created_read_listed_changed_and_deleted(backend: Backend) {
+    let app = TestApp::spawn_with(backend, webhook_config).await;
+    let sub = app
+        .subscribe("https://crm.test/hook", json!({"eventTypes": ["lead.link_clicked"], "campaignIds": ["a", "b"], "description": "CRM"}))
+        .await;
+    let keys: HashSet<&str> = sub
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        HashSet::from([
+            "id",
+            "url",
+            "eventTypes",
+            "campaignIds",
+            "description",
+            "secret",
+            "createdAt",
+            "disabled"
+        ])
+    );
+    let id = sub["id"].as_str().unwrap();
+    assert!(id.starts_with("sub_"));
+    assert_eq!(sub["url"], "https://crm.test/hook");
+    assert_eq!(sub["eventTypes"], json!(["lead.link_clicked"]));
+    assert_eq!(sub["campaignIds"], json!(["a", "b"]));
+    assert_eq!(sub["disabled"], false);
+    let secret = sub["secret"].as_str().unwrap();
+    let key = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        secret.strip_prefix("whsec_").unwrap(),
+    )
+    .unwrap();
+    assert!(key.len() >= 24);
+
+    let bare = app.subscribe("https://other.test/", json!({})).await;
+    assert_eq!(bare["eventTypes"], Value::Null);
+    assert_eq!(bare["campaignIds"], Value::Null);
+    assert_eq!(bare["description"], Value::Null);
+
+    let got: Value = app
+        .admin_get(&format!("/v1/webhooks/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(got, sub);
+    let first: Value = app
+        .admin_get("/v1/webhooks?limit=1")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(first["webhooks"], json!([sub]));
+    let cursor = first["nextCursor"].as_str().unwrap();
+    let second: Value = app
+        .admin_get(&format!("/v1/webhooks?limit=1&cursor={cursor}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(second["webhooks"], json!([bare]));
+    assert_eq!(second["nextCursor"], Value::Null);
+
+    let patched: Value = app
+        .admin_send(
+            Method::PATCH,
+            &format!("/v1/webhooks/{id}"),
+            &json!({"eventTypes": null, "description": null, "disabled": true}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(patched["eventTypes"], Value::Null);
+    assert_eq!(patched["description"], Value::Null);
+    assert_eq!(patched["campaignIds"], json!(["a", "b"]));
+    assert_eq!(patched["disabled"], true);
+    assert_eq!(patched["secret"], sub["secret"]);
+
+    let delete = app
+        .admin_send(Method::DELETE, &format!("/v1/webhooks/{id}"), &json!(null))
+        .await;
+    assert_eq!(delete.status(), StatusCode::NO_CONTENT);
+    for response in [
+        app.admin_get(&format!("/v1/webhooks/{id}")).await,
+        app.admin_send(Method::DELETE, &format!("/v1/webhooks/{id}"), &json!(null))
+            .await,
+        app.admin_get(&format!("/v1/webhooks/{id}/deliveries"))
+            .await,
+        app.admin_send(
+            Method::POST,
+            &format!("/v1/webhooks/{id}/rotate-secret"),
+            &json!(null),
+        )
+        .await,
+    ] {
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    }
+}
+
+async fn invalid_subscriptions_are_422(backend: Backend) {
+    let app = TestApp::spawn_with(backend, webhook_config).await;
+    for (body, code) in [
+        (json!({"url": "ftp://x.test/"}), "invalid_url"),
+        (json!({"url": "https://u:p@x.test/"}), "invalid_url"),
+        (
+            json!({"url": "https://x.test/", "eventTypes": ["lead.clicked"]}),
+            "invalid_event_types",
+        ),
+        (
+            json!({"url": "https://x.test/", "eventTypes": []}),
+            "invalid_event_types",
+        ),
+        (
+            json!({"url": "https://x.test/", "campaignIds": ["a b"]}),
+            "invalid_campaign_ids",
+        ),
+        (
+            json!({"url": "https://x.test/", "description": "d".repeat(1025)}),
+            "invalid_description",
+        ),
+        (
+            json!({"url": "https://x.test/", "secret": "mine"}),
+            "invalid_body",
+        ),
+    ] {
+        let response = app.admin_send(Method::POST, "/v1/webhooks", &body).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}"
+        );
+        assert_eq!(error_code(response).await, code, "{body}");
+    }
+}
+
+async fn private_targets_are_refused_unless_allowed(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    for url in [
+        "http://127.0.0.1:9/hook",
+        "http://localhost/hook",
+        "http://10.0.0.8/",
+        "http://[::1]/",
+        "http://169.254.169.254/latest/meta-data",
+    ] {
+        let response = app
+            .admin_send(Method::POST, "/v1/webhooks", &json!({"url": url}))
+            .await;
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY, "{url}");
+        assert_eq!(error_code(response).await, "invalid_url");
+    }
+    let allowed = TestApp::spawn_with(backend, webhook_config).await;
+    allowed
+        .subscribe("http://127.0.0.1:9/hook", json!({}))
+        .await;
+}
+
+async fn rotating_the_secret_signs_later_deliveries_with_the_new_one(backend: Backend) {
+    let app = TestApp::spawn_with(backend, webhook_config).await;
+    let receiver = Receiver::start().await;
+    let sub = app.subscribe(&receiver.url, json!({})).await;
+    let id = sub["id"].as_str().unwrap();
+    let response = app
+        .admin_send(
+            Method::POST,
+            &format!("/v1/webhooks/{id}/rotate-secret"),
+            &json!(null),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let rotated: Value = response.json().await.unwrap();
+    assert_ne!(rotated["secret"], sub["secret"]);
+    assert_eq!(rotated["id"], sub["id"]);
+    let code = link_for(&app, "+155").await;
+    app.click(&code).await;
+    let hook = &receiver.wait_for(1, WAIT).await[0];
+    let secret = rotated["secret"].as_str().unwrap();
+    let expected = akti_link::dispatch::signing::sign(
+        secret,
+        hook.header("webhook-id"),
+        hook.header("webhook-timestamp").parse().unwrap(),
+        &hook.body,
+    );
+    assert_eq!(hook.header("webhook-signature"), expected);
+}
+
+async fn a_failing_receiver_is_retried_with_the_same_id_until_it_succeeds(backend: Backend) {
+    let app = TestApp::spawn_with(backend, webhook_config).await;
+    let receiver = Receiver::start().await;
+    receiver.script([
+        Reply::status(500),
+        Reply {
+            status: 429,
+            delay: Duration::ZERO,
+            retry_after: Some("1"),
+        },
+    ]);
+    let sub = app.subscribe(&receiver.url, json!({})).await;
+    let code = link_for(&app, "+155").await;
+    app.click(&code).await;
+    let got = receiver.wait_for(3, WAIT).await;
+    assert_eq!(got.len(), 3);
+    let ids: HashSet<&str> = got.iter().map(|r| r.header("webhook-id")).collect();
+    assert_eq!(ids.len(), 1, "webhook-id is stable across retries");
+    assert!(got.iter().all(|r| r.body == got[0].body));
+
+    let id = sub["id"].as_str().unwrap();
+    eventually("the delivery is logged as delivered", WAIT, || async {
+        deliveries(&app, id, "").await["deliveries"][0]["status"] == "delivered"
+    })
+    .await;
+    let log = deliveries(&app, id, "").await;
+    let delivery = &log["deliveries"][0];
+    assert_eq!(delivery["eventId"], got[0].header("webhook-id"));
+    assert_eq!(delivery["eventType"], "lead.link_clicked");
+    assert_eq!(delivery["nextAttemptAt"], Value::Null);
+    let attempts = delivery["attempts"].as_array().unwrap();
+    let codes: Vec<&Value> = attempts.iter().map(|a| &a["statusCode"]).collect();
+    assert_eq!(codes, [&json!(500), &json!(429), &json!(204)]);
+    assert_eq!(attempts[0]["error"], "HTTP 500");
+    assert_eq!(attempts[2]["error"], Value::Null);
+    assert!(
+        attempts
+            .iter()
+            .all(|a| a["at"].as_str().unwrap().ends_with('Z') && a["durationMs"].is_u64())
+    );
+    // Retry-After: 1 is longer than the 50 ms schedule: the third attempt waited for it.
+    let at = |i: usize| {
+        chrono::DateTime::parse_from_rfc3339(attempts[i]["at"].as_str().unwrap()).unwrap()
+    };
+    assert!(
+        (at(2) - at(1)).num_milliseconds() >= 900,
+        "Retry-After honoured"
+    );
+}
+
+async fn after_the_last_attempt_the_delivery_fails_and_can_be_replayed(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |c| {
+        webhook_config(c);
+        c.webhook_retry_schedule = vec![Duration::from_millis(20); 2];
+    })
+    .await;
+    let receiver = Receiver::start().await;
+    receiver.answer(Reply::status(503));
+    let sub = app.subscribe(&receiver.url, json!({})).await;
+    let id = sub["id"].as_str().unwrap();
+    let code = link_for(&app, "+155").await;
+    app.click(&code).await;
+    eventually("the delivery fails", WAIT, || async {
+        let log = deliveries(&app, id, "?status=failed").await;
+        log["deliveries"].as_array().is_some_and(|d| d.len() == 1)
+    })
+    .await;
+    let log = deliveries(&app, id, "?status=failed").await;
+    assert_eq!(receiver.received().len(), 3, "two delays: three attempts");
+    assert_eq!(
+        log["deliveries"][0]["attempts"].as_array().unwrap().len(),
+        3
+    );
+    assert_eq!(log["deliveries"][0]["nextAttemptAt"], Value::Null);
+
+    receiver.answer(Reply::status(200));
+    let event = log["deliveries"][0]["eventId"].as_str().unwrap();
+    let retry = app
+        .admin_send(
+            Method::POST,
+            &format!("/v1/webhooks/{id}/deliveries/{event}/retry"),
+            &json!(null),
+        )
+        .await;
+    assert_eq!(retry.status(), StatusCode::ACCEPTED);
+    let got = receiver.wait_for(4, WAIT).await;
+    assert_eq!(got[3].header("webhook-id"), event);
+    eventually("the replay is logged", WAIT, || async {
+        deliveries(&app, id, "").await["deliveries"][0]["status"] == "delivered"
+    })
+    .await;
+    let unknown = app
+        .admin_send(
+            Method::POST,
+            &format!("/v1/webhooks/{id}/deliveries/evt_nope/retry"),
+            &json!(null),
+        )
+        .await;
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+}
+
+async fn a_410_disables_the_subscription(backend: Backend) {
+    let app = TestApp::spawn_with(backend, webhook_config).await;
+    let receiver = Receiver::start().await;
+    receiver.answer(Reply::status(410));
+    let sub = app.subscribe(&receiver.url, json!({})).await;
+    let id = sub["id"].as_str().unwrap();
+    app.click(&link_for(&app, "+155").await).await;
+    receiver.wait_for(1, WAIT).await;
+    eventually("the subscription is disabled", WAIT, || async {
+        let s: Value = app
+            .admin_get(&format!("/v1/webhooks/{id}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        s["disabled"] == true
+    })
+    .await;
+    let log = deliveries(&app, id, "").await;
+    assert_eq!(log["deliveries"][0]["status"], "failed");
+    assert_eq!(
+        log["deliveries"][0]["attempts"].as_array().unwrap().len(),
+        1
+    );
+    // Later events are not delivered to it.
+    app.click(&link_for(&app, "+166").await).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(receiver.received().len(), 1);
+}
+
+async fn a_hanging_subscriber_does_not_delay_the_others(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |c| {
+        webhook_config(c);
+        c.webhook_timeout = Duration::from_secs(30);
+    })
+    .await;
+    let hanging = Receiver::start().await;
+    hanging.answer(Reply::hang());
+    let healthy = Receiver::start().await;
+    app.subscribe(&hanging.url, json!({})).await;
+    app.subscribe(&healthy.url, json!({})).await;
+    // More events than the hanging subscriber has slots.
+    let leads = akti_link::dispatch::PER_SUBSCRIPTION + 8;
+    for i in 0..leads {
+        app.click(&link_for(&app, &format!("+1555{i:04}")).await)
+            .await;
+    }
+    let got = healthy.wait_for(leads, WAIT).await;
+    assert_eq!(got.len(), leads);
+    // The hanging subscriber holds exactly its own slots, no more.
+    assert!(hanging.received().len() <= akti_link::dispatch::PER_SUBSCRIPTION);
+}
+
+async fn the_delivery_log_pages_newest_first_and_filters_by_status(backend: Backend) {
+    let app = TestApp::spawn_with(backend, webhook_config).await;
+    let receiver = Receiver::start().await;
+    let sub = app.subscribe(&receiver.url, json!({})).await;
+    let id = sub["id"].as_str().unwrap();
+    for i in 0..5 {
+        app.click(&link_for(&app, &format!("+1666{i:04}")).await)
+            .await;
+    }
+    let got = receiver.wait_for(5, WAIT).await;
+    eventually("all delivered", WAIT, || async {
+        deliveries(&app, id, "?status=delivered&limit=100").await["deliveries"]
+            .as_array()
+            .unwrap()
+            .len()
+            == 5
+    })
+    .await;
+    let mut seen = Vec::new();
+    let mut query = "?limit=2".to_owned();
+    loop {
+        let page = deliveries(&app, id, &query).await;
+        for d in page["deliveries"].as_array().unwrap() {
+            seen.push(d["eventId"].as_str().unwrap().to_owned());
+        }
+        match page["nextCursor"].as_str() {
+            Some(c) => query = format!("?limit=2&cursor={c}"),
+            None => break,
+        }
+    }
+    // Deliveries run concurrently, so arrival order says nothing; the clicks (and so the
+    // events) were made in the order of the phones.
+    let mut sent: Vec<(String, String)> = got
+        .iter()
+        .map(|r| {
+            (
+                r.json()["data"]["phone"].as_str().unwrap().to_owned(),
+                r.header("webhook-id").to_owned(),
+            )
+        })
+        .collect();
+    sent.sort();
+    let newest_first: Vec<String> = sent.into_iter().rev().map(|(_, id)| id).collect();
+    assert_eq!(seen, newest_first, "newest first, each once");
+    assert!(
+        deliveries(&app, id, "?status=pending").await["deliveries"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let bad = app
+        .admin_get(&format!("/v1/webhooks/{id}/deliveries?status=lost"))
+        .await;
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
