@@ -188,4 +188,14 @@ mod tests {
                 .is_ok()
         );
     }
+
+    /// The connect-time check: whatever a name resolves to, no private address survives.
+    #[tokio::test]
+    async fn the_resolver_drops_private_answers() {
+        use reqwest::dns::Resolve;
+        use std::str::FromStr;
+        let name = reqwest::dns::Name::from_str("localhost").unwrap();
+        let result = GuardedResolver.resolve(name).await;
+        assert!(result.is_err(), "localhost must not resolve for webhooks");
+    }
 }

@@ -275,6 +275,23 @@ async fn a_failing_receiver_is_retried_with_the_same_id_until_it_succeeds(backen
         (at(2) - at(1)).num_milliseconds() >= 900,
         "Retry-After honoured"
     );
+
+    let metrics = app
+        .client
+        .get(app.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for needle in [
+        r#"akti_webhook_deliveries_total{outcome="delivered"}"#,
+        r#"akti_webhook_deliveries_total{outcome="retry"}"#,
+        "akti_webhook_attempt_duration_seconds_bucket",
+    ] {
+        assert!(metrics.contains(needle), "missing {needle}");
+    }
 }
 
 async fn after_the_last_attempt_the_delivery_fails_and_can_be_replayed(backend: Backend) {
