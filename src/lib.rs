@@ -18,5 +18,6 @@ pub mod dispatch;
 pub mod domain;
 pub mod events;
 pub mod http;
+pub mod messages;
 pub mod store;
 pub mod telemetry;

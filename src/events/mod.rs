@@ -4,6 +4,7 @@
 //! delivery attempt sends (and signs) the very same body.
 
 use crate::domain::{CampaignId, Link, format_time, random_id};
+use crate::messages::Message;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -93,6 +94,62 @@ fn render<D: Serialize>(
         body: serde_json::to_string(&envelope).unwrap_or_default(),
         created_at: at,
     }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SentData<'a> {
+    phone: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    external_lead_id: Option<&'a str>,
+    url: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DeliveredData<'a> {
+    phone: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    external_lead_id: Option<&'a str>,
+    message: &'a str,
+}
+
+/// One `lead.link_sent` per distinct short link of `message`, reported sent at `at`.
+pub fn links_sent(message: &Message, at: DateTime<Utc>) -> Vec<Event> {
+    message
+        .links
+        .iter()
+        .map(|link| {
+            render(
+                EventType::LinkSent,
+                &message.campaign_id,
+                at,
+                SentData {
+                    phone: message.phone.as_str(),
+                    external_lead_id: message.external_lead_id.as_ref().map(|x| x.as_str()),
+                    url: &link.short_url,
+                },
+            )
+        })
+        .collect()
+}
+
+/// `lead.link_delivered` with the full rewritten body; `None` when the message holds no
+/// short link of ours.
+pub fn link_delivered(message: &Message, at: DateTime<Utc>) -> Option<Event> {
+    if message.links.is_empty() {
+        return None;
+    }
+    Some(render(
+        EventType::LinkDelivered,
+        &message.campaign_id,
+        at,
+        DeliveredData {
+            phone: message.phone.as_str(),
+            external_lead_id: message.external_lead_id.as_ref().map(|x| x.as_str()),
+            message: &message.body,
+        },
+    ))
 }
 
 /// `lead.link_clicked` for a click at `at` on `link`; `None` for a link without a lead.

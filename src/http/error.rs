@@ -27,6 +27,10 @@ pub enum ApiError {
     CodeTaken,
     #[error("another link already has this campaignId, phone and url")]
     LinkExists,
+    #[error("a different message already has this messageId")]
+    MessageExists,
+    #[error("missing or invalid X-Twilio-Signature")]
+    BadSignature,
     #[error("the store is unavailable; retry shortly")]
     Unavailable(#[source] StoreError),
     #[error("internal error")]
@@ -59,6 +63,8 @@ impl ApiError {
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::CodeTaken => (StatusCode::CONFLICT, "code_taken"),
             Self::LinkExists => (StatusCode::CONFLICT, "link_exists"),
+            Self::MessageExists => (StatusCode::CONFLICT, "message_exists"),
+            Self::BadSignature => (StatusCode::FORBIDDEN, "invalid_signature"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }

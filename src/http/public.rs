@@ -23,6 +23,10 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/{code}", get(redirect))
+        .route(
+            "/callbacks/twilio/status",
+            axum::routing::post(super::twilio::status_callback),
+        )
         .fallback(not_found_page)
         .with_state(state)
         // Nothing public takes a large body; the Twilio callback is a few hundred bytes.

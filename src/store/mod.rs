@@ -16,6 +16,7 @@ pub use types::*;
 
 use crate::domain::{CampaignId, Link, LinkPatch, NewLink, Phone, ShortCode};
 use crate::events::Event;
+use crate::messages::{Message, MessageId, MessageStatus};
 use async_trait::async_trait;
 use std::sync::Arc;
 use std::time::Duration;
@@ -85,9 +86,9 @@ pub type ChangeListener =
 
 /// Everything the service keeps: links, clicks and events, webhook subscriptions and their
 /// deliveries. Implemented by both backends.
-pub trait Store: LinkStore + ClickStore + WebhookStore {}
+pub trait Store: LinkStore + ClickStore + WebhookStore + MessageStore {}
 
-impl<T: LinkStore + ClickStore + WebhookStore> Store for T {}
+impl<T: LinkStore + ClickStore + WebhookStore + MessageStore> Store for T {}
 
 #[async_trait]
 pub trait LinkStore: Send + Sync + 'static {
@@ -199,4 +200,23 @@ pub trait WebhookStore: Send + Sync + 'static {
 
     /// Deliveries not yet delivered or failed, and the age of the oldest of them.
     async fn queue_depth(&self) -> Result<(u64, Option<Duration>), StoreError>;
+}
+
+#[async_trait]
+pub trait MessageStore: Send + Sync + 'static {
+    /// Stores `message` (kept until its `expires_at`) unless one with its id exists; then
+    /// answers with that one, unchanged.
+    async fn create_message(&self, message: &Message) -> Result<Option<Message>, StoreError>;
+
+    /// `None` when unknown or expired.
+    async fn get_message(&self, id: &MessageId) -> Result<Option<Message>, StoreError>;
+
+    /// Records `status` of a message once: the first report of a status counts it in the
+    /// campaign's stats and queues `events` atomically with it; a repeat does nothing.
+    async fn record_message_status(
+        &self,
+        id: &MessageId,
+        status: MessageStatus,
+        events: &[Event],
+    ) -> Result<StatusRecorded, StoreError>;
 }

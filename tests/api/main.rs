@@ -7,6 +7,7 @@ mod binary;
 mod clicks;
 mod durability;
 mod links;
+mod messages;
 mod redirects;
 mod resilience;
 mod store_contract;

@@ -62,7 +62,19 @@ on_both_stores!(
     listing_pages_through_every_link_once,
     listing_filters_by_campaign_and_phone,
     a_foreign_cursor_is_refused,
+    an_empty_batch_creates_nothing,
 );
+
+async fn an_empty_batch_creates_nothing(backend: Backend) {
+    let f = open(backend);
+    assert!(
+        f.store
+            .create_links(Vec::new(), 8)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
 
 async fn creation_is_idempotent_on_campaign_phone_and_url(backend: Backend) {
     let f = open(backend);

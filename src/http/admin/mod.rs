@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod links;
+pub mod messages;
 pub mod stats;
 pub mod webhooks;
 
@@ -48,6 +49,7 @@ impl Modify for BearerAuth {
 pub fn router(state: AppState) -> Router {
     let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(links::router())
+        .merge(messages::router())
         .merge(stats::router())
         .merge(webhooks::router())
         .split_for_parts();

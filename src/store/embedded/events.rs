@@ -11,7 +11,11 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
 /// Stores `event` and one pending delivery for each subscription in `subs` that wants it.
-fn enqueue(conn: &Connection, event: &Event, subs: &[Subscription]) -> rusqlite::Result<()> {
+pub(super) fn enqueue(
+    conn: &Connection,
+    event: &Event,
+    subs: &[Subscription],
+) -> rusqlite::Result<()> {
     let created = event.created_at.timestamp_millis();
     conn.prepare_cached(
         "INSERT OR IGNORE INTO events (id, event_type, campaign_id, body, created_at) \

@@ -16,6 +16,7 @@
 
 mod events;
 mod links;
+mod messages;
 mod webhooks;
 
 use super::StoreError;
@@ -104,6 +105,25 @@ CREATE TABLE IF NOT EXISTS deliveries (
 );
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (status, next_attempt_at);
 CREATE INDEX IF NOT EXISTS deliveries_log ON deliveries (sub_id, created_at, event_id);
+-- Messages, kept until expires_at (AKTI_MESSAGE_TTL) for late status reports.
+CREATE TABLE IF NOT EXISTS messages (
+    id               TEXT    PRIMARY KEY,
+    campaign_id      TEXT    NOT NULL,
+    phone            TEXT    NOT NULL,
+    external_lead_id TEXT,
+    original         TEXT    NOT NULL,
+    body             TEXT    NOT NULL,
+    links            TEXT    NOT NULL,  -- JSON array of {url, shortUrl, code}
+    created_at       INTEGER NOT NULL,
+    expires_at       INTEGER NOT NULL
+);
+-- The first report of each status of a message.
+CREATE TABLE IF NOT EXISTS message_statuses (
+    message_id  TEXT    NOT NULL,
+    status      TEXT    NOT NULL,
+    reported_at INTEGER NOT NULL,
+    PRIMARY KEY (message_id, status)
+);
 ";
 
 pub(super) const LINK_COLUMNS: &str =

@@ -80,6 +80,14 @@ impl EmbeddedStore {
             conn.execute("DELETE FROM windows WHERE expires_at < ?1", [now])
                 .and_then(|_| conn.execute("DELETE FROM deliveries WHERE created_at < ?1", [old]))
                 .and_then(|_| conn.execute("DELETE FROM events WHERE created_at < ?1", [old]))
+                .and_then(|_| {
+                    conn.execute(
+                        "DELETE FROM message_statuses WHERE message_id IN \
+                         (SELECT id FROM messages WHERE expires_at < ?1)",
+                        [now],
+                    )
+                })
+                .and_then(|_| conn.execute("DELETE FROM messages WHERE expires_at < ?1", [now]))
                 .map(drop)
                 .map_err(unavailable)
         })

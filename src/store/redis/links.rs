@@ -252,6 +252,9 @@ impl LinkStore for RedisStore {
         links: Vec<NewLink>,
         code_length: usize,
     ) -> Result<Vec<Created>, StoreError> {
+        if links.is_empty() {
+            return Ok(Vec::new());
+        }
         // The same identity twice in one call is one link: resolve each identity once.
         let mut identities: Vec<String> = Vec::new();
         let mut slot_of: HashMap<String, usize> = HashMap::new();

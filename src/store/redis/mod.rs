@@ -35,6 +35,7 @@
 //! | `akti:{q}:log:<sub id>` | sorted set | event ids by creation time: the delivery log |
 //! | `akti:{q}:ready` | stream | deliveries due now (`s` sub, `e` event), read by the consumer group `dispatchers` |
 //! | `akti:{q}:retry` | sorted set | `<sub id>|<event id>` by due time (ms) |
+//! | `akti:{q}:message:<id>` | hash | a message: `c`, `p`, `x`, `o` original body, `b` rewritten body, `l` links (JSON), `at`, `exp`, and `s:<status>` (ms) once reported; expires after `AKTI_MESSAGE_TTL` |
 //!
 //! A delivery is in `ready` (due, or leased to a dispatcher until it acknowledges it) or in
 //! `retry` (scheduled). Entries leased by a dispatcher that died are taken over with
@@ -44,6 +45,7 @@
 
 mod events;
 mod links;
+mod messages;
 mod webhooks;
 
 use super::StoreError;

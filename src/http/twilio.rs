@@ -1,0 +1,105 @@
+//! `POST /callbacks/twilio/status`: Twilio's message status callback, so that Twilio users
+//! need no code of their own. It acts as `POST /v1/messages/{MessageSid}/status`.
+//!
+//! Twilio signs each callback: `X-Twilio-Signature` is base64 of HMAC-SHA1, keyed by the
+//! account's auth token, of the full URL Twilio called followed by every form parameter,
+//! sorted by name, as name and value concatenated. The URL we check against is
+//! `AKTI_BASE_URL` plus the path and query of the request, so the callback URL configured
+//! in Twilio must be `{AKTI_BASE_URL}/callbacks/twilio/status`.
+
+use super::AppState;
+use super::error::ApiError;
+use crate::messages::{self, MessageId, MessageStatus};
+use crate::store::StatusRecorded;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use hmac::{Hmac, KeyInit, Mac};
+use subtle::ConstantTimeEq;
+
+/// The signature Twilio computes for `url` and `params`.
+pub fn signature(auth_token: &str, url: &str, params: &[(String, String)]) -> String {
+    let mut sorted: Vec<&(String, String)> = params.iter().collect();
+    sorted.sort();
+    let mut mac = <Hmac<sha1::Sha1> as KeyInit>::new_from_slice(auth_token.as_bytes())
+        .expect("HMAC takes keys of any length");
+    mac.update(url.as_bytes());
+    for (name, value) in sorted {
+        mac.update(name.as_bytes());
+        mac.update(value.as_bytes());
+    }
+    STANDARD.encode(mac.finalize().into_bytes())
+}
+
+pub async fn status_callback(
+    State(state): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    // Without a token nothing can be verified, so nothing is accepted.
+    let Some(token) = state.config.twilio_auth_token.as_deref() else {
+        return Err(ApiError::BadSignature);
+    };
+    let params: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
+    let presented = headers
+        .get("x-twilio-signature")
+        .and_then(|v| v.to_str().ok())
+        .ok_or(ApiError::BadSignature)?;
+    let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+    let expected = signature(token, &format!("{}{path}", state.config.base_url), &params);
+    if !bool::from(expected.as_bytes().ct_eq(presented.as_bytes())) {
+        return Err(ApiError::BadSignature);
+    }
+
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let sid = param("MessageSid")
+        .or_else(|| param("SmsSid"))
+        .unwrap_or_default();
+    let id = MessageId::parse(sid).map_err(|_| ApiError::NotFound("message"))?;
+    // Twilio also reports queued, sending, accepted, read…: nothing to do for those.
+    let Some(status) = param("MessageStatus").and_then(MessageStatus::parse) else {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    };
+    let (recorded, _) = messages::report_status(state.store.as_ref(), &id, status, None).await?;
+    if recorded == StatusRecorded::UnknownMessage {
+        return Err(ApiError::NotFound("message"));
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The example of Twilio's webhook security documentation.
+    #[test]
+    fn matches_twilios_documented_example() {
+        let params: Vec<(String, String)> = [
+            ("CallSid", "CA1234567890ABCDE"),
+            ("Caller", "+12349013030"),
+            ("Digits", "1234"),
+            ("From", "+12349013030"),
+            ("To", "+18005551212"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(
+            signature(
+                "12345",
+                "https://mycompany.com/myapp.php?foo=1&bar=2",
+                &params
+            ),
+            "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
+        );
+    }
+}
