@@ -5,7 +5,8 @@
 //! account's auth token, of the full URL Twilio called followed by every form parameter,
 //! sorted by name, as name and value concatenated. The URL we check against is
 //! `AKTI_BASE_URL` plus the path and query of the request, so the callback URL configured
-//! in Twilio must be `{AKTI_BASE_URL}/callbacks/twilio/status`.
+//! in Twilio must be `{AKTI_BASE_URL}/callbacks/twilio/status`, optionally with
+//! `?messageId=<our message id>`.
 
 use super::AppState;
 use super::error::ApiError;
@@ -61,7 +62,24 @@ pub async fn status_callback(
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     };
-    let sid = param("MessageSid")
+    // Twilio's SID is only known after sending, while the body (with its short links) is
+    // made before: so the callback URL may name our message id, `?messageId=…` (Twilio
+    // signs the query too). Without it, the message is the one created with messageId =
+    // MessageSid.
+    let query: Vec<(String, String)> = uri
+        .query()
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
+        .unwrap_or_default();
+    let ours = query
+        .iter()
+        .find(|(k, _)| k == "messageId")
+        .map(|(_, v)| v.as_str());
+    let sid = ours
+        .or_else(|| param("MessageSid"))
         .or_else(|| param("SmsSid"))
         .unwrap_or_default();
     let id = MessageId::parse(sid).map_err(|_| ApiError::NotFound("message"))?;

@@ -435,6 +435,34 @@ async fn twilio_callbacks_act_as_status_reports_when_signed(backend: Backend) {
     types.sort();
     assert_eq!(types, ["lead.link_delivered", "lead.link_sent"]);
 
+    // The callback URL may name our message id instead (Twilio signs the query too).
+    let ours = create_message(
+        &app,
+        json!({"campaignId": "c", "phone": "+166", "body": "Go https://b.test/"}),
+    )
+    .await;
+    let id = ours["messageId"].as_str().unwrap();
+    let url = format!("https://link.test/callbacks/twilio/status?messageId={id}");
+    let other_sid = vec![
+        ("MessageSid", "SM99999".to_owned()),
+        ("MessageStatus", "sent".to_owned()),
+    ];
+    let pairs: Vec<(&str, &str)> = other_sid.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let response = app
+        .client
+        .post(format!(
+            "{}/callbacks/twilio/status?messageId={id}",
+            app.public
+        ))
+        .header("x-twilio-signature", twilio_signature(&url, &pairs))
+        .form(&other_sid)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success());
+    let got = exactly(&receiver, 3).await;
+    assert_eq!(got[2].json()["data"]["phone"], "+166");
+
     let closed = TestApp::spawn(backend).await;
     let response = closed
         .client
