@@ -110,7 +110,10 @@ impl App {
             recorder,
             dispatcher,
         } = self;
-        let dispatching = tokio::spawn(dispatcher.run(shutdown.clone(), DRAIN_DEADLINE));
+        let dispatching = state
+            .config
+            .dispatch
+            .then(|| tokio::spawn(dispatcher.run(shutdown.clone(), DRAIN_DEADLINE)));
         let cache = state.cache.clone();
         let listener: ChangeListener = Arc::new(move |change| {
             let cache = cache.clone();
@@ -151,7 +154,9 @@ impl App {
             tracing::warn!("click recorder did not finish within {DRAIN_DEADLINE:?}");
         }
         shutdown.cancel();
-        let _ = dispatching.await;
+        if let Some(dispatching) = dispatching {
+            let _ = dispatching.await;
+        }
         served
     }
 }

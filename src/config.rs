@@ -102,6 +102,11 @@ pub struct Cli {
     #[arg(long, env = "AKTI_FALLBACK_URL", value_name = "URL")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fallback_url: Option<String>,
+    /// Run the webhook dispatcher in this instance; false for redirect-only instances
+    /// [default: true]
+    #[arg(long, env = "AKTI_DISPATCH", value_name = "BOOL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dispatch: Option<String>,
     /// Most links kept in each instance's redirect cache [default: 100000]
     #[arg(long, env = "AKTI_CACHE_CAPACITY", value_name = "N")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -147,6 +152,8 @@ struct RawConfig {
     log: Option<String>,
     #[serde(default, deserialize_with = "text")]
     fallback_url: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    dispatch: Option<String>,
     #[serde(default, deserialize_with = "text")]
     cache_capacity: Option<String>,
     #[serde(default, deserialize_with = "text")]
@@ -195,6 +202,8 @@ pub struct Config {
     pub webhook_timeout: Duration,
     pub webhook_retry_schedule: Vec<Duration>,
     pub webhook_allow_private: bool,
+    /// Whether this instance runs a webhook dispatcher.
+    pub dispatch: bool,
     pub code_length: usize,
     pub message_ttl: Duration,
     pub twilio_auth_token: Option<String>,
@@ -293,17 +302,11 @@ impl Config {
                     format!("expected 4 to 64, got {code_length:?}"),
                 )
             })?;
-        let allow_private = get(&raw.webhook_allow_private, "false");
-        let webhook_allow_private = match allow_private.to_ascii_lowercase().as_str() {
-            "true" | "1" | "yes" => true,
-            "false" | "0" | "no" => false,
-            _ => {
-                return Err(bad(
-                    "AKTI_WEBHOOK_ALLOW_PRIVATE",
-                    format!("expected true or false, got {allow_private:?}"),
-                ));
-            }
-        };
+        let webhook_allow_private = boolean(
+            "AKTI_WEBHOOK_ALLOW_PRIVATE",
+            &get(&raw.webhook_allow_private, "false"),
+        )?;
+        let dispatch = boolean("AKTI_DISPATCH", &get(&raw.dispatch, "true"))?;
         let cache_capacity = get(&raw.cache_capacity, "100000");
         let cache_capacity = cache_capacity
             .parse::<u64>()
@@ -347,6 +350,7 @@ impl Config {
             )?,
             webhook_retry_schedule,
             webhook_allow_private,
+            dispatch,
             code_length,
             message_ttl: positive_duration("AKTI_MESSAGE_TTL", &get(&raw.message_ttl, "7d"))?,
             twilio_auth_token: raw.twilio_auth_token.filter(|t| !t.is_empty()),
@@ -371,6 +375,14 @@ impl Config {
             StoreConfig::Embedded { .. } => "embedded (SQLite)",
             StoreConfig::Redis { .. } => "redis",
         }
+    }
+}
+
+fn boolean(var: &str, s: &str) -> Result<bool, ConfigError> {
+    match s.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err(bad(var, format!("expected true or false, got {s:?}"))),
     }
 }
 

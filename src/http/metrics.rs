@@ -3,9 +3,9 @@
 //! Metric names:
 //! - `akti_http_requests_total{listener, route, method, status}`
 //! - `akti_http_request_duration_seconds{listener, route, method, status}` (histogram)
-//! - `akti_link_cache_total{result="hit"|"miss"}`
+//! - `akti_link_cache_total{result="hit"|"miss"}`, `akti_link_cache_entries`
 
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -38,7 +38,8 @@ pub fn handle() -> PrometheusHandle {
 }
 
 /// `GET /metrics` in the Prometheus text format.
-pub async fn render() -> Response {
+pub async fn render(State(state): State<super::AppState>) -> Response {
+    metrics::gauge!("akti_link_cache_entries").set(state.cache.len() as f64);
     let handle = handle();
     handle.run_upkeep();
     (

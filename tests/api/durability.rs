@@ -241,3 +241,27 @@ async fn sigkill_in_a_click_burst_loses_no_answered_click_on_the_embedded_store(
 async fn sigkill_in_a_click_burst_loses_no_answered_click_on_redis() {
     sigkill_in_a_click_burst_loses_no_answered_click(Backend::Redis).await;
 }
+
+#[tokio::test]
+async fn deliveries_wait_for_an_instance_that_dispatches() {
+    let redis = RedisServer::start();
+    let store = StoreConfig::Redis { url: redis.url() };
+    let redirects_only = TestApp::spawn_on(store.clone(), |c| {
+        webhook_config(c);
+        c.dispatch = false;
+    })
+    .await;
+    let receiver = Receiver::start().await;
+    redirects_only.subscribe(&receiver.url, json!({})).await;
+    let link = redirects_only
+        .create_link(json!({"campaignId": "c", "url": "https://a.test/", "phone": "+155"}))
+        .await;
+    redirects_only.click(link["code"].as_str().unwrap()).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        receiver.received().is_empty(),
+        "AKTI_DISPATCH=false sends nothing"
+    );
+    let _dispatcher = TestApp::spawn_on(store, webhook_config).await;
+    receiver.wait_for(1, WAIT).await;
+}

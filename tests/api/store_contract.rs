@@ -368,3 +368,63 @@ async fn a_foreign_cursor_is_refused(backend: Backend) {
         Err(StoreError::InvalidCursor)
     ));
 }
+
+on_both_stores!(the_delivery_log_pages_through_events_of_the_same_millisecond);
+
+/// Many events of one millisecond, most of them filtered out: every page terminates and
+/// each delivery appears exactly once.
+async fn the_delivery_log_pages_through_events_of_the_same_millisecond(backend: Backend) {
+    use akti_link::events::{Event, EventType};
+    use akti_link::store::{DeliveryStatus, Subscription};
+    let f = open(backend);
+    let sub = Subscription {
+        id: "sub_log".into(),
+        url: "https://hooks.test/".into(),
+        event_types: None,
+        campaign_ids: None,
+        description: None,
+        secret: akti_link::dispatch::signing::new_secret(),
+        created_at: akti_link::domain::now_millis(),
+        disabled: false,
+    };
+    f.store.create_subscription(&sub).await.unwrap();
+    let at = akti_link::domain::now_millis();
+    let events: Vec<Event> = (0..250)
+        .map(|i| Event {
+            id: format!("evt_{i:04}"),
+            event_type: EventType::LinkSent,
+            campaign_id: CampaignId::parse("c").unwrap(),
+            body: "{}".into(),
+            created_at: at,
+        })
+        .collect();
+    f.store.enqueue_events(&events).await.unwrap();
+    let none = f
+        .store
+        .list_deliveries("sub_log", Some(DeliveryStatus::Delivered), None, 10)
+        .await
+        .unwrap();
+    assert!(none.items.is_empty() && none.next_cursor.is_none());
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = f
+            .store
+            .list_deliveries(
+                "sub_log",
+                Some(DeliveryStatus::Pending),
+                cursor.as_deref(),
+                40,
+            )
+            .await
+            .unwrap();
+        seen.extend(page.items.into_iter().map(|d| d.event_id));
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    let unique: HashSet<&String> = seen.iter().collect();
+    assert_eq!(seen.len(), 250);
+    assert_eq!(unique.len(), 250);
+}

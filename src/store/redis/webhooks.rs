@@ -533,11 +533,14 @@ impl WebhookStore for RedisStore {
                 ))
             }
         };
-        let mut max = after
+        // One fixed upper bound and a growing offset: every member is looked at once,
+        // however many share a timestamp, and events added meanwhile (newer) are not.
+        let max = after
             .as_ref()
             .map_or("+inf".to_owned(), |(ms, _)| ms.to_string());
         let mut items: Vec<(i64, DeliveryRecord)> = Vec::new();
-        let batch = (limit + 1).max(50);
+        let batch = (limit + 1).max(100);
+        let mut offset = 0;
         'scan: loop {
             let members: Vec<(String, f64)> = redis::cmd("ZRANGE")
                 .arg(log_key(sub_id))
@@ -546,12 +549,13 @@ impl WebhookStore for RedisStore {
                 .arg("BYSCORE")
                 .arg("REV")
                 .arg("LIMIT")
-                .arg(0)
+                .arg(offset)
                 .arg(batch)
                 .arg("WITHSCORES")
                 .query_async(&mut self.conn())
                 .await
                 .map_err(unavailable)?;
+            offset += members.len();
             let fresh: Vec<(String, i64)> = members
                 .iter()
                 .map(|(m, s)| (m.clone(), *s as i64))
@@ -559,37 +563,31 @@ impl WebhookStore for RedisStore {
                     Some((ms, id)) => *s < *ms || (*s == *ms && m < id),
                     None => true,
                 })
-                .filter(|(m, s)| items.iter().all(|(t, r)| !(t == s && r.event_id == *m)))
                 .collect();
-            if fresh.is_empty() {
-                break;
-            }
-            let mut pipe = redis::pipe();
-            for (event, _) in &fresh {
-                pipe.hgetall(delivery_key(sub_id, event));
-            }
-            let hashes: Vec<HashMap<String, String>> = pipe
-                .query_async(&mut self.conn())
-                .await
-                .map_err(unavailable)?;
-            for ((event, ms), h) in fresh.iter().zip(hashes) {
-                let Some(record) = delivery_record(event, &h) else {
-                    continue;
-                };
-                if status.is_none_or(|s| s == record.status) {
-                    items.push((*ms, record));
-                    if items.len() > limit {
-                        break 'scan;
+            if !fresh.is_empty() {
+                let mut pipe = redis::pipe();
+                for (event, _) in &fresh {
+                    pipe.hgetall(delivery_key(sub_id, event));
+                }
+                let hashes: Vec<HashMap<String, String>> = pipe
+                    .query_async(&mut self.conn())
+                    .await
+                    .map_err(unavailable)?;
+                for ((event, ms), h) in fresh.iter().zip(hashes) {
+                    let Some(record) = delivery_record(event, &h) else {
+                        continue;
+                    };
+                    if status.is_none_or(|s| s == record.status) {
+                        items.push((*ms, record));
+                        if items.len() > limit {
+                            break 'scan;
+                        }
                     }
                 }
             }
             if members.len() < batch {
                 break;
             }
-            // Continue from the oldest time seen; members already taken are filtered out.
-            max = members
-                .last()
-                .map_or("-inf".to_owned(), |(_, s)| (*s as i64).to_string());
         }
         let next_cursor = (items.len() > limit).then(|| {
             items.truncate(limit);

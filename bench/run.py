@@ -1,0 +1,383 @@
+#!/usr/bin/env python3
+"""akti-link benchmark: every figure beside nginx and a bare axum handler, in one run.
+
+Servers (nginx, the axum baseline, akti-link, redis-server) run pinned to one core, wrk
+to the other. Redirect scenarios run in interleaved rounds; the table reports medians and
+ratios to both baselines measured in the same rounds. See the README's Benchmark section.
+"""
+
+import http.client
+import json
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "target/release/akti-link")
+BASELINE = os.path.join(ROOT, "target/release/examples/baseline")
+LATENCY = os.path.join(ROOT, "target/release/examples/click_latency")
+LUA = os.path.join(ROOT, "bench/clicks.lua")
+QUICK = "--quick" in sys.argv
+SECONDS = int(os.environ.get("BENCH_SECONDS", "5" if QUICK else "10"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "1" if QUICK else "3"))
+LINKS = int(os.environ.get("BENCH_LINKS", "20000" if QUICK else "100000"))
+MEMORY_LINKS = int(os.environ.get("BENCH_MEMORY_LINKS", "100000" if QUICK else "1000000"))
+CPUS = os.cpu_count() or 1
+SERVER_CPU = "1" if CPUS > 1 else "0"
+LOAD_CPU = "0"
+TOKEN = "bench-token"
+HUMAN = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1"
+BOT = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_11_1) AppleWebKit/601.2.4 (KHTML, like Gecko) Version/9.0.1 Safari/601.2.4 facebookexternalhit/1.1 Facebot Twitterbot/1.0"
+
+WORK = tempfile.mkdtemp(prefix="akti-bench-")
+PROCS = []
+
+
+def log(*args):
+    print(*args, file=sys.stderr, flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pinned(cmd, cpu=SERVER_CPU):
+    return ["taskset", "-c", cpu] + cmd
+
+
+def spawn(cmd, env=None, name="proc"):
+    out = open(os.path.join(WORK, f"{name}.log"), "w")
+    proc = subprocess.Popen(pinned(cmd), env={**os.environ, **(env or {})}, stdout=out, stderr=subprocess.STDOUT)
+    PROCS.append(proc)
+    return proc
+
+
+def wait_for(url, timeout=30):
+    """Waits until `url` answers anything (redirects are not followed)."""
+    parsed = urllib.parse.urlsplit(url)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=1)
+            conn.request("GET", parsed.path or "/")
+            conn.getresponse().read()
+            conn.close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{url} did not answer")
+
+
+def request(method, url, body=None, token=TOKEN):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method)
+    req.add_header("content-type", "application/json")
+    req.add_header("authorization", f"Bearer {token}")
+    with urllib.request.urlopen(req, timeout=120) as resp:
+        text = resp.read()
+        return json.loads(text) if text else None
+
+
+def rss_bytes(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+class Redis:
+    def __init__(self):
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(dir=WORK)
+        self.proc = spawn(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                           "--appendonly", "no", "--dir", self.dir], name=f"redis-{self.port}")
+        for _ in range(200):
+            if subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True).stdout.strip() == b"PONG":
+                break
+            time.sleep(0.05)
+        self.url = f"redis://127.0.0.1:{self.port}"
+
+    def cli(self, *args):
+        return subprocess.run(["redis-cli", "-p", str(self.port), *args], capture_output=True, text=True).stdout.strip()
+
+
+class Service:
+    def __init__(self, name, store_env, **env):
+        self.name = name
+        self.public_port, self.admin_port = free_port(), free_port()
+        self.env = {
+            "AKTI_PUBLIC_ADDR": f"127.0.0.1:{self.public_port}",
+            "AKTI_ADMIN_ADDR": f"127.0.0.1:{self.admin_port}",
+            "AKTI_ADMIN_TOKEN": TOKEN,
+            "AKTI_BASE_URL": "https://l.bench",
+            "AKTI_LOG": "warn",
+            "AKTI_WEBHOOK_ALLOW_PRIVATE": "true",
+            **store_env,
+            **env,
+        }
+        self.start()
+
+    def start(self):
+        self.proc = spawn([BIN], env=self.env, name=f"akti-{self.name}-{self.public_port}")
+        wait_for(f"{self.admin}/healthz")
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=30)
+
+    @property
+    def public(self):
+        return f"http://127.0.0.1:{self.public_port}"
+
+    @property
+    def admin(self):
+        return f"http://127.0.0.1:{self.admin_port}"
+
+    def api(self, method, path, body=None):
+        return request(method, self.admin + path, body)
+
+    def bulk(self, n, campaign, prefix):
+        """Creates n lead links, 10,000 per call; returns (codes, links per second)."""
+        codes, start = [], time.time()
+        for offset in range(0, n, 10_000):
+            leads = [{"phone": f"+1{prefix}{i:08d}"} for i in range(offset, min(n, offset + 10_000))]
+            out = self.api("POST", "/v1/links/bulk", {"campaignId": campaign, "url": "https://example.com/landing", "leads": leads})
+            codes += [l["code"] for l in out["links"]]
+        return codes, n / (time.time() - start)
+
+
+def write_codes(codes, name):
+    path = os.path.join(WORK, f"{name}.txt")
+    with open(path, "w") as f:
+        f.write("\n".join(codes) + "\n")
+    return path
+
+
+def wrk(base, codes_file, agent, seconds=SECONDS):
+    out = subprocess.run(
+        ["taskset", "-c", LOAD_CPU, "wrk", "-t1", "-c64", f"-d{seconds}s", "-s", LUA, base],
+        env={**os.environ, "CODES": codes_file, "UA": agent}, capture_output=True, text=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    if errors:
+        log(f"  wrk socket errors: {errors.group(1)}")
+    return rps, int(non2xx.group(1)) if non2xx else 0
+
+
+def nginx(port):
+    conf = os.path.join(WORK, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(f"""
+worker_processes 1;
+daemon off;
+pid {WORK}/nginx.pid;
+error_log {WORK}/nginx-error.log;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  client_body_temp_path {WORK}/nginx-body;
+  proxy_temp_path {WORK}/nginx-proxy;
+  fastcgi_temp_path {WORK}/nginx-fastcgi;
+  uwsgi_temp_path {WORK}/nginx-uwsgi;
+  scgi_temp_path {WORK}/nginx-scgi;
+  keepalive_requests 1000000;
+  server {{
+    listen 127.0.0.1:{port};
+    location = /hook {{ return 204; }}
+    location / {{ add_header Cache-Control "private, no-store"; return 302 https://example.com/landing; }}
+  }}
+}}
+""")
+    spawn(["nginx", "-c", conf, "-p", WORK], name="nginx")
+    wait_for(f"http://127.0.0.1:{port}/x")
+
+
+def median(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+
+def main():
+    results = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(), "quick": QUICK,
+               "seconds": SECONDS, "rounds": ROUNDS, "links": LINKS}
+    nginx_port, base_port = free_port(), free_port()
+    nginx(nginx_port)
+
+    redis = Redis()
+    stores = {
+        "redis": lambda **env: {"AKTI_REDIS_URL": redis.url},
+        "embedded": lambda **env: {"AKTI_DATA_DIR": tempfile.mkdtemp(dir=WORK)},
+    }
+    targets, bulk = {}, {}
+    for store, store_env in stores.items():
+        # S1 and S2 share an instance whose windows outlast the run; S3's window is 1 ms,
+        # so that every click opens one and emits an event.
+        repeat = Service(f"{store}-repeat", store_env(), AKTI_DEDUP_WINDOW="1h")
+        fresh = Service(f"{store}-fresh", store_env(), AKTI_DEDUP_WINDOW="1ms")
+        codes, rate = repeat.bulk(LINKS, "repeat", "1")
+        bulk[store] = rate
+        fresh_codes, _ = fresh.bulk(LINKS, "fresh", "2")
+        repeat_file, fresh_file = write_codes(codes, f"{store}-repeat"), write_codes(fresh_codes, f"{store}-fresh")
+        log(f"{store}: {LINKS} links, bulk {rate:,.0f} links/s; warming caches and windows")
+        wrk(repeat.public, repeat_file, HUMAN, seconds=max(SECONDS, 20))
+        wrk(fresh.public, fresh_file, BOT, seconds=SECONDS)
+        targets[f"{store} S1 no tracking (bot)"] = (repeat.public, repeat_file, BOT)
+        targets[f"{store} S2 repeat in window"] = (repeat.public, repeat_file, HUMAN)
+        targets[f"{store} S3 new window + event"] = (fresh.public, fresh_file, HUMAN)
+    baseline_codes = write_codes([f"c{i}" for i in range(LINKS)], "baseline")
+    spawn([BASELINE, f"127.0.0.1:{base_port}", baseline_codes], name="baseline")
+    wait_for(f"http://127.0.0.1:{base_port}/c1")
+
+    rounds = {name: [] for name in ["nginx", "axum baseline", *targets]}
+    for r in range(ROUNDS):
+        log(f"round {r + 1}/{ROUNDS}")
+        rounds["nginx"].append(wrk(f"http://127.0.0.1:{nginx_port}", baseline_codes, HUMAN)[0])
+        rounds["axum baseline"].append(wrk(f"http://127.0.0.1:{base_port}", baseline_codes, HUMAN)[0])
+        for name, (url, codes_file, agent) in targets.items():
+            rps, bad = wrk(url, codes_file, agent)
+            if bad:
+                log(f"  {name}: {bad} non-redirect answers")
+            rounds[name].append(rps)
+            log(f"  {name}: {rps:,.0f} req/s")
+    nginx_rps, axum_rps = median(rounds["nginx"]), median(rounds["axum baseline"])
+    results["redirects"] = {
+        name: {"rps": median(v), "runs": v, "vs_nginx": median(v) / nginx_rps, "vs_axum": median(v) / axum_rps}
+        for name, v in rounds.items()
+    }
+    results["bulk_links_per_s"] = bulk
+    results["dispatcher"] = {store: dispatcher(store, nginx_port) for store in stores}
+    results["latency"] = latency(redis)
+    results["memory"] = memory()
+    report(results)
+    os.makedirs(os.path.join(ROOT, "bench/results"), exist_ok=True)
+    name = time.strftime("%Y-%m-%dT%H%M", time.gmtime()) + ("-quick" if QUICK else "") + ".json"
+    with open(os.path.join(ROOT, "bench/results", name), "w") as f:
+        json.dump(results, f, indent=2)
+
+
+def dispatcher(store, nginx_port):
+    """S4: deliveries per second draining a backlog to nginx answering 204."""
+    n = LINKS
+    if store == "redis":
+        redis = Redis()
+        store_env = {"AKTI_REDIS_URL": redis.url}
+    else:
+        store_env = {"AKTI_DATA_DIR": tempfile.mkdtemp(dir=WORK)}
+    producer = Service(f"{store}-producer", store_env, AKTI_DISPATCH="false", AKTI_DEDUP_WINDOW="1h")
+    sub = producer.api("POST", "/v1/webhooks", {"url": f"http://127.0.0.1:{nginx_port}/hook"})
+    codes, _ = producer.bulk(n, "backlog", "3")
+    codes_file = write_codes(codes, f"{store}-backlog")
+    log(f"{store}: building a backlog of {n} events")
+    # One human click per link emits one event each (a 1 h window).
+    while True:
+        wrk(producer.public, codes_file, HUMAN, seconds=5)
+        stats = producer.api("GET", "/v1/campaigns/backlog/stats")
+        if stats["clickEvents"] >= n:
+            break
+    producer.stop()
+    consumer = Service(f"{store}-dispatcher", store_env)
+    start = time.time()
+    while producer_pending(consumer, sub["id"]):
+        time.sleep(0.2)
+    elapsed = time.time() - start
+    consumer.stop()
+    rate = n / elapsed
+    log(f"{store}: dispatcher {rate:,.0f} deliveries/s")
+    return {"events": n, "seconds": elapsed, "deliveries_per_s": rate}
+
+
+def producer_pending(service, sub_id):
+    out = service.api("GET", f"/v1/webhooks/{sub_id}/deliveries?status=pending&limit=1")
+    return bool(out["deliveries"])
+
+
+def latency(redis):
+    """S5: click-to-webhook latency at a steady 1,000 clicks/s (Redis)."""
+    service = Service("latency", {"AKTI_REDIS_URL": redis.url})
+    receiver = f"127.0.0.1:{free_port()}"
+    service.api("POST", "/v1/webhooks", {"url": f"http://{receiver}/hook"})
+    seconds = 5 if QUICK else 10
+    codes, _ = service.bulk(1000 * seconds, "latency", "4")
+    codes_file = write_codes(codes, "latency")
+    out = subprocess.run(["taskset", "-c", LOAD_CPU, LATENCY, service.public, codes_file, receiver, "1000", str(seconds)],
+                         capture_output=True, text=True).stdout
+    service.stop()
+    result = json.loads(out.strip().splitlines()[-1])
+    log(f"latency: {result}")
+    return result
+
+
+def memory():
+    """S7: resident size per cached link, with MEMORY_LINKS stored and 100,000 cached."""
+    redis = Redis()
+    service = Service("memory", {"AKTI_REDIS_URL": redis.url})
+    codes, _ = service.bulk(MEMORY_LINKS, "memory", "5")
+    cached = codes[:100_000]
+    codes_file = write_codes(cached, "memory")
+    # Same traffic shape before and after: only the cache's content differs.
+    wrk(service.public, write_codes(["missing"], "missing"), BOT, seconds=3)
+    base = rss_bytes(service.proc.pid)
+    while True:
+        wrk(service.public, codes_file, BOT, seconds=5)
+        metrics = urllib.request.urlopen(service.admin + "/metrics").read().decode()
+        entries = float(re.search(r"^akti_link_cache_entries (\S+)", metrics, re.M).group(1))
+        if entries >= len(cached) * 0.99:
+            break
+    time.sleep(1)
+    after = rss_bytes(service.proc.pid)
+    service.stop()
+    per_link = (after - base) / entries
+    log(f"memory: base {base / 2**20:.1f} MiB, after {after / 2**20:.1f} MiB, {per_link:.0f} B per cached link")
+    return {"stored_links": MEMORY_LINKS, "cached": entries, "base_rss": base, "rss": after, "bytes_per_cached_link": per_link}
+
+
+def machine():
+    model = ""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return f"{CPUS} cores, {model}"
+
+
+def report(r):
+    print(f"\nakti-link benchmark, {r['date']}, {r['machine']}; {r['rounds']} rounds of {r['seconds']} s, medians")
+    print(f"\n| scenario | req/s | vs nginx | vs axum |\n| --- | ---: | ---: | ---: |")
+    for name, v in r["redirects"].items():
+        print(f"| {name} | {v['rps']:,.0f} | {v['vs_nginx']:.2f} | {v['vs_axum']:.2f} |")
+    print()
+    for store, rate in r["bulk_links_per_s"].items():
+        print(f"- S6 bulk creation ({store}): {rate:,.0f} links/s")
+    for store, d in r["dispatcher"].items():
+        print(f"- S4 dispatcher ({store}): {d['deliveries_per_s']:,.0f} deliveries/s ({d['events']} events in {d['seconds']:.1f} s)")
+    lat = r["latency"]
+    print(f"- S5 click-to-webhook at 1,000/s (redis): p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms ({lat['received']}/{lat['sent']} received)")
+    m = r["memory"]
+    print(f"- S7 memory: {m['bytes_per_cached_link']:.0f} B resident per cached link ({m['cached']:.0f} cached, {m['stored_links']} stored; base {m['base_rss'] / 2**20:.1f} MiB)")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    finally:
+        for p in PROCS:
+            if p.poll() is None:
+                p.terminate()
+        for p in PROCS:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
