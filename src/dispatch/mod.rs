@@ -1,15 +1,18 @@
 //! The webhook dispatcher: takes due deliveries from the store, sends them, and records
 //! the outcome.
 //!
-//! Every instance runs one. Deliveries are leased from the store (Redis: a stream read by
-//! the consumer group all instances share; SQLite: a lease column), so each is sent by one
-//! instance at a time; a lease left by a crashed instance is taken over once it has been
-//! idle longer than an attempt can last. A delivery is acknowledged only after its outcome
-//! is written: a crash in between sends it again (at-least-once).
+//! Every instance runs one (unless `AKTI_DISPATCH=false`). Deliveries are leased from the
+//! store (Redis: a stream read by the consumer group all instances share; SQLite: a lease
+//! column), so each is sent by one instance at a time; a lease left by a crashed instance
+//! is taken over once it has been idle longer than an attempt can last. A delivery's
+//! outcome is written before its lease is released: a crash in between sends it again
+//! (at-least-once). Outcomes are written in batches by one finisher task, one round trip
+//! per batch.
 //!
-//! Each subscription may have at most [`PER_SUBSCRIPTION`] attempts in flight; a delivery
-//! beyond that is put back for a moment instead of waiting, so that a subscriber that hangs
-//! holds only its own slots and never delays the others.
+//! Each subscription may have at most [`PER_SUBSCRIPTION`] attempts in flight and
+//! [`QUEUED_PER_SUBSCRIPTION`] more waiting for a slot; a delivery beyond that is put back
+//! for a moment. So a subscriber that hangs holds only its own slots and never delays the
+//! others, while a fast one is kept busy without the deliveries going round the queue.
 
 pub mod attempt;
 pub mod schedule;
@@ -21,22 +24,35 @@ use crate::store::{DeliveryOutcome, DeliveryTask, Store};
 use attempt::Verdict;
 use schedule::RetrySchedule;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// Attempts in flight per subscription.
-pub const PER_SUBSCRIPTION: usize = 16;
-/// Attempts in flight per instance.
-const IN_FLIGHT: usize = 512;
+pub const PER_SUBSCRIPTION: usize = 32;
+/// Deliveries waiting for a slot of their subscription.
+pub const QUEUED_PER_SUBSCRIPTION: usize = 64;
+/// Deliveries in flight or waiting, per instance.
+const IN_FLIGHT: usize = 2048;
 /// Most deliveries leased in one claim.
-const CLAIM_BATCH: usize = 128;
+const CLAIM_BATCH: usize = 256;
 /// How long a claim waits for work before looking again.
 const CLAIM_WAIT: Duration = Duration::from_millis(500);
-/// How long a delivery over its subscription's cap waits before it is looked at again.
+/// How long a delivery over its subscription's queue waits before it is looked at again.
 const DEFER: Duration = Duration::from_millis(200);
+/// Most outcomes written in one store call.
+const FINISH_BATCH: usize = 512;
+
+/// A subscription's slots, and how many deliveries wait for one.
+struct Slots {
+    in_flight: Arc<Semaphore>,
+    waiting: AtomicUsize,
+}
+
+type Finished = (DeliveryTask, DeliveryOutcome);
 
 pub struct Dispatcher {
     store: Arc<dyn Store>,
@@ -46,9 +62,9 @@ pub struct Dispatcher {
     allow_private: bool,
     /// This instance's name in the consumer group.
     consumer: String,
-    in_flight: Arc<Semaphore>,
+    capacity: Arc<Semaphore>,
     /// A std mutex: held only to look up or insert, never across an await.
-    per_subscription: Mutex<HashMap<String, Arc<Semaphore>>>,
+    per_subscription: Mutex<HashMap<String, Arc<Slots>>>,
     tracker: TaskTracker,
 }
 
@@ -61,27 +77,31 @@ impl Dispatcher {
             timeout: config.webhook_timeout,
             allow_private: config.webhook_allow_private,
             consumer: crate::domain::random_id("dispatcher-", 12),
-            in_flight: Arc::new(Semaphore::new(IN_FLIGHT)),
+            capacity: Arc::new(Semaphore::new(IN_FLIGHT)),
             per_subscription: Mutex::default(),
             tracker: TaskTracker::new(),
         })
     }
 
-    /// A lease outlives the longest attempt, so that only a dead instance loses one.
+    /// A lease outlives the longest wait for a slot plus the longest attempt, so that only
+    /// a dead instance loses one.
     fn lease(&self) -> Duration {
-        self.timeout + Duration::from_secs(10)
+        let rounds = 1 + (QUEUED_PER_SUBSCRIPTION / PER_SUBSCRIPTION) as u32;
+        self.timeout * rounds + Duration::from_secs(10)
     }
 
     /// Runs until `shutdown`, then lets attempts in flight finish for up to `drain`. What
     /// does not finish stays leased in the store and is sent again after the lease.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken, drain: Duration) {
         let gauges = tokio::spawn(report_queue(self.store.clone(), shutdown.clone()));
+        let (finished, outcomes) = mpsc::channel::<Finished>(FINISH_BATCH * 4);
+        let finisher = tokio::spawn(write_outcomes(self.store.clone(), outcomes));
         while !shutdown.is_cancelled() {
-            let room = self.in_flight.available_permits().min(CLAIM_BATCH);
+            let room = self.capacity.available_permits().min(CLAIM_BATCH);
             if room == 0 {
                 tokio::select! {
                     () = shutdown.cancelled() => break,
-                    permit = self.in_flight.acquire() => drop(permit),
+                    permit = self.capacity.acquire() => drop(permit),
                 }
                 continue;
             }
@@ -95,7 +115,7 @@ impl Dispatcher {
             match tasks {
                 Ok(tasks) => {
                     for task in tasks {
-                        self.start(task).await;
+                        self.start(task, &finished).await;
                     }
                 }
                 Err(e) => {
@@ -108,53 +128,62 @@ impl Dispatcher {
             }
         }
         self.tracker.close();
-        if tokio::time::timeout(drain, self.tracker.wait())
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout(drain, self.tracker.wait()).await.is_err() {
             tracing::warn!(
                 in_flight = self.tracker.len(),
                 "deliveries still in flight at shutdown; they will be sent again after their lease"
             );
         }
+        // The finisher ends once every attempt that finished has handed in its outcome.
+        drop(finished);
+        if tokio::time::timeout(drain, finisher).await.is_err() {
+            tracing::warn!("delivery outcomes not written at shutdown; they will be sent again");
+        }
         gauges.abort();
     }
 
-    fn slots_of(&self, subscription: &str) -> Arc<Semaphore> {
+    fn slots_of(&self, subscription: &str) -> Arc<Slots> {
         let mut map = self
             .per_subscription
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         map.entry(subscription.to_owned())
-            .or_insert_with(|| Arc::new(Semaphore::new(PER_SUBSCRIPTION)))
+            .or_insert_with(|| {
+                Arc::new(Slots {
+                    in_flight: Arc::new(Semaphore::new(PER_SUBSCRIPTION)),
+                    waiting: AtomicUsize::new(0),
+                })
+            })
             .clone()
     }
 
-    async fn start(self: &Arc<Self>, task: DeliveryTask) {
-        let Ok(permit) = self.in_flight.clone().acquire_owned().await else {
+    async fn start(self: &Arc<Self>, task: DeliveryTask, finished: &mpsc::Sender<Finished>) {
+        let Ok(permit) = self.capacity.clone().acquire_owned().await else {
             return;
         };
         let this = self.clone();
-        match self.slots_of(&task.subscription.id).try_acquire_owned() {
-            Ok(slot) => {
-                self.tracker.spawn(async move {
-                    this.attempt(task).await;
-                    drop((slot, permit));
-                });
-            }
-            Err(_) => {
-                let later = chrono::Utc::now() + DEFER;
-                self.tracker.spawn(async move {
-                    this.finish(&task, DeliveryOutcome::Deferred(later)).await;
-                    drop(permit);
-                });
-            }
+        let finished = finished.clone();
+        let slots = self.slots_of(&task.subscription.id);
+        if slots.waiting.fetch_add(1, Ordering::AcqRel) >= QUEUED_PER_SUBSCRIPTION {
+            slots.waiting.fetch_sub(1, Ordering::AcqRel);
+            let later = chrono::Utc::now() + DEFER;
+            let _ = finished.send((task, DeliveryOutcome::Deferred(later))).await;
+            return;
         }
+        self.tracker.spawn(async move {
+            let slot = slots.in_flight.clone().acquire_owned().await;
+            slots.waiting.fetch_sub(1, Ordering::AcqRel);
+            if slot.is_ok() {
+                let outcome = this.attempt(&task).await;
+                let _ = finished.send((task, outcome)).await;
+            }
+            drop((slot, permit));
+        });
     }
 
-    async fn attempt(&self, task: DeliveryTask) {
+    async fn attempt(&self, task: &DeliveryTask) -> DeliveryOutcome {
         let (attempt, verdict) =
-            attempt::deliver(&self.client, &task, self.timeout, self.allow_private).await;
+            attempt::deliver(&self.client, task, self.timeout, self.allow_private).await;
         let made = task.attempts_made + 1;
         metrics::histogram!("akti_webhook_attempt_duration_seconds")
             .record(attempt.duration_ms as f64 / 1000.0);
@@ -177,23 +206,27 @@ impl Dispatcher {
             DeliveryOutcome::Deferred(_) | DeliveryOutcome::Dropped => "skipped",
         };
         metrics::counter!("akti_webhook_deliveries_total", "outcome" => name).increment(1);
-        self.finish(&task, outcome).await;
+        outcome
     }
+}
 
-    /// Writes an outcome, retrying while the store is unreachable: the delivery stays
-    /// leased meanwhile, so giving up would only send it again later.
-    async fn finish(&self, task: &DeliveryTask, outcome: DeliveryOutcome) {
+/// Writes outcomes in batches, retrying while the store is unreachable: the deliveries
+/// stay leased meanwhile, so giving up would only send them again later.
+async fn write_outcomes(store: Arc<dyn Store>, mut outcomes: mpsc::Receiver<Finished>) {
+    let mut batch = Vec::with_capacity(FINISH_BATCH);
+    while outcomes.recv_many(&mut batch, FINISH_BATCH).await > 0 {
         let mut wait = Duration::from_millis(100);
-        for _ in 0..20 {
-            match self.store.finish_delivery(task, &outcome).await {
-                Ok(()) => return,
+        loop {
+            match store.finish_deliveries(&batch).await {
+                Ok(()) => break,
                 Err(e) => {
-                    tracing::warn!(error = %e, event = %task.event_id, "cannot record a delivery outcome; retrying");
+                    tracing::warn!(error = %e, outcomes = batch.len(), "cannot record delivery outcomes; retrying");
                     tokio::time::sleep(wait).await;
                     wait = (wait * 2).min(Duration::from_secs(2));
                 }
             }
         }
+        batch.clear();
     }
 }
 

@@ -179,11 +179,11 @@ pub trait WebhookStore: Send + Sync + 'static {
         lease: Duration,
     ) -> Result<Vec<DeliveryTask>, StoreError>;
 
-    /// Records the outcome of a leased delivery and releases the lease.
-    async fn finish_delivery(
+    /// Records the outcomes of leased deliveries and releases their leases, in one round
+    /// trip or transaction.
+    async fn finish_deliveries(
         &self,
-        task: &DeliveryTask,
-        outcome: &DeliveryOutcome,
+        done: &[(DeliveryTask, DeliveryOutcome)],
     ) -> Result<(), StoreError>;
 
     /// Newest first.

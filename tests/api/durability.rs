@@ -203,7 +203,8 @@ async fn sigkill_in_a_click_burst_loses_no_answered_click(backend: Backend) {
     let _second = Binary::start(&env, dir.path()).await;
     let short = |code: &str| format!("https://link.test/{code}");
     let expected: HashSet<String> = answered.iter().map(|c| short(c)).collect();
-    // Deliveries leased by the dead process come back after their lease (timeout + 10 s).
+    // Deliveries leased by the dead process come back after their lease (3 × timeout +
+    // 10 s on Redis; at once on the embedded store, which one process owns).
     eventually(
         "every answered click's event arrives",
         Duration::from_secs(60),

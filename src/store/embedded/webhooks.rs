@@ -70,6 +70,48 @@ fn record_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<DeliveryRecord> 
     })
 }
 
+/// Records one outcome and releases the lease.
+fn finish(
+    conn: &Connection,
+    sub_id: &str,
+    event_id: &str,
+    outcome: &DeliveryOutcome,
+) -> rusqlite::Result<()> {
+    let append = |attempt: &Attempt, status: &str, next: Option<i64>| {
+        conn.execute(
+            "UPDATE deliveries SET status = ?3, next_attempt_at = ?4, lease_until = 0, \
+             attempts = json_insert(attempts, '$[#]', json(?5)) \
+             WHERE sub_id = ?1 AND event_id = ?2",
+            params![
+                sub_id,
+                event_id,
+                status,
+                next,
+                serde_json::to_string(attempt).unwrap_or_default()
+            ],
+        )
+    };
+    match outcome {
+        DeliveryOutcome::Delivered(a) => append(a, "delivered", None),
+        DeliveryOutcome::Retry(a, at) => append(a, "pending", Some(at.timestamp_millis())),
+        DeliveryOutcome::Failed(a) => append(a, "failed", None),
+        DeliveryOutcome::Gone(a) => append(a, "failed", None).and_then(|_| {
+            conn.execute("UPDATE subscriptions SET disabled = 1 WHERE id = ?1", [sub_id])
+        }),
+        DeliveryOutcome::Deferred(at) => conn.execute(
+            "UPDATE deliveries SET next_attempt_at = ?3, lease_until = 0 \
+             WHERE sub_id = ?1 AND event_id = ?2",
+            params![sub_id, event_id, at.timestamp_millis()],
+        ),
+        DeliveryOutcome::Dropped => conn.execute(
+            "UPDATE deliveries SET status = 'failed', lease_until = 0 \
+             WHERE sub_id = ?1 AND event_id = ?2 AND status = 'pending'",
+            params![sub_id, event_id],
+        ),
+    }
+    .map(drop)
+}
+
 impl EmbeddedStore {
     /// Removes what has outlived its use: closed dedup windows, and events and deliveries
     /// older than [`EVENT_RETENTION`].
@@ -298,54 +340,18 @@ impl WebhookStore for EmbeddedStore {
         }
     }
 
-    async fn finish_delivery(
+    async fn finish_deliveries(
         &self,
-        task: &DeliveryTask,
-        outcome: &DeliveryOutcome,
+        done: &[(DeliveryTask, DeliveryOutcome)],
     ) -> Result<(), StoreError> {
-        let (sub_id, event_id, outcome) = (
-            task.subscription.id.clone(),
-            task.event_id.clone(),
-            outcome.clone(),
-        );
+        let done: Vec<(String, String, DeliveryOutcome)> = done
+            .iter()
+            .map(|(t, o)| (t.subscription.id.clone(), t.event_id.clone(), o.clone()))
+            .collect();
         self.write(move |conn| {
-            let append = |attempt: &Attempt, status: &str, next: Option<i64>| {
-                conn.execute(
-                    "UPDATE deliveries SET status = ?3, next_attempt_at = ?4, lease_until = 0, \
-                     attempts = json_insert(attempts, '$[#]', json(?5)) \
-                     WHERE sub_id = ?1 AND event_id = ?2",
-                    params![
-                        sub_id,
-                        event_id,
-                        status,
-                        next,
-                        serde_json::to_string(attempt).unwrap_or_default()
-                    ],
-                )
-            };
-            match &outcome {
-                DeliveryOutcome::Delivered(a) => append(a, "delivered", None),
-                DeliveryOutcome::Retry(a, at) => append(a, "pending", Some(at.timestamp_millis())),
-                DeliveryOutcome::Failed(a) => append(a, "failed", None),
-                DeliveryOutcome::Gone(a) => append(a, "failed", None).and_then(|_| {
-                    conn.execute(
-                        "UPDATE subscriptions SET disabled = 1 WHERE id = ?1",
-                        [&sub_id],
-                    )
-                }),
-                DeliveryOutcome::Deferred(at) => conn.execute(
-                    "UPDATE deliveries SET next_attempt_at = ?3, lease_until = 0 \
-                     WHERE sub_id = ?1 AND event_id = ?2",
-                    params![sub_id, event_id, at.timestamp_millis()],
-                ),
-                DeliveryOutcome::Dropped => conn.execute(
-                    "UPDATE deliveries SET status = 'failed', lease_until = 0 \
-                     WHERE sub_id = ?1 AND event_id = ?2 AND status = 'pending'",
-                    params![sub_id, event_id],
-                ),
-            }
-            .map(drop)
-            .map_err(unavailable)
+            done.iter()
+                .try_for_each(|(sub_id, event_id, outcome)| finish(conn, sub_id, event_id, outcome))
+                .map_err(unavailable)
         })
         .await?;
         self.due.notify_one();

@@ -485,32 +485,37 @@ impl WebhookStore for RedisStore {
         Ok(tasks)
     }
 
-    async fn finish_delivery(
+    async fn finish_deliveries(
         &self,
-        task: &DeliveryTask,
-        outcome: &DeliveryOutcome,
+        done: &[(DeliveryTask, DeliveryOutcome)],
     ) -> Result<(), StoreError> {
-        let (name, attempt, next) = match outcome {
-            DeliveryOutcome::Delivered(a) => ("delivered", Some(a), None),
-            DeliveryOutcome::Retry(a, at) => ("retry", Some(a), Some(*at)),
-            DeliveryOutcome::Failed(a) => ("failed", Some(a), None),
-            DeliveryOutcome::Gone(a) => ("gone", Some(a), None),
-            DeliveryOutcome::Deferred(at) => ("deferred", None, Some(*at)),
-            DeliveryOutcome::Dropped => ("dropped", None, None),
-        };
-        let attempt = attempt
-            .map(|a| serde_json::to_string(a).unwrap_or_default())
-            .unwrap_or_default();
-        eval(FINISH, &delivery_key(&task.subscription.id, &task.event_id))
-            .arg(&task.lease)
-            .arg(name)
-            .arg(attempt)
-            .arg(next.map_or(0, |t| t.timestamp_millis()))
-            .arg(&task.subscription.id)
-            .arg(&task.event_id)
-            .query_async::<u8>(&mut self.conn())
+        if done.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for (task, outcome) in done {
+            let (name, attempt, next) = match outcome {
+                DeliveryOutcome::Delivered(a) => ("delivered", Some(a), None),
+                DeliveryOutcome::Retry(a, at) => ("retry", Some(a), Some(*at)),
+                DeliveryOutcome::Failed(a) => ("failed", Some(a), None),
+                DeliveryOutcome::Gone(a) => ("gone", Some(a), None),
+                DeliveryOutcome::Deferred(at) => ("deferred", None, Some(*at)),
+                DeliveryOutcome::Dropped => ("dropped", None, None),
+            };
+            let attempt = attempt
+                .map(|a| serde_json::to_string(a).unwrap_or_default())
+                .unwrap_or_default();
+            let mut cmd = eval(FINISH, &delivery_key(&task.subscription.id, &task.event_id));
+            cmd.arg(&task.lease)
+                .arg(name)
+                .arg(attempt)
+                .arg(next.map_or(0, |t| t.timestamp_millis()))
+                .arg(&task.subscription.id)
+                .arg(&task.event_id);
+            pipe.add_command(cmd).ignore();
+        }
+        pipe.query_async::<()>(&mut self.conn())
             .await
-            .map(drop)
             .map_err(unavailable)
     }
 
