@@ -62,7 +62,7 @@ impl App {
         // patterns before the first click waits for them.
         http::metrics::handle();
         crate::clicks::bots::warm_up();
-        let (clicks, recorder) = ClickRecorder::spawn(store.clone());
+        let (clicks, recorder) = ClickRecorder::spawn(store.clone(), config.dedup_window);
         let dispatcher = Dispatcher::new(store.clone(), &config);
         let state = AppState {
             cache: Arc::new(LinkCache::new(config.cache_capacity, config.cache_ttl)),

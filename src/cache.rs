@@ -26,6 +26,8 @@ pub struct CachedLink {
 pub struct LinkCache {
     links: Cache<ShortCode, Arc<CachedLink>>,
     epoch: AtomicU64,
+    hits: metrics::Counter,
+    misses: metrics::Counter,
 }
 
 impl LinkCache {
@@ -36,6 +38,8 @@ impl LinkCache {
                 .time_to_live(ttl)
                 .build(),
             epoch: AtomicU64::new(0),
+            hits: metrics::counter!("akti_link_cache_total", "result" => "hit"),
+            misses: metrics::counter!("akti_link_cache_total", "result" => "miss"),
         }
     }
 
@@ -46,10 +50,10 @@ impl LinkCache {
         store: &dyn Store,
     ) -> Result<Option<Arc<CachedLink>>, StoreError> {
         if let Some(hit) = self.links.get(code).await {
-            metrics::counter!("akti_link_cache_total", "result" => "hit").increment(1);
+            self.hits.increment(1);
             return Ok(Some(hit));
         }
-        metrics::counter!("akti_link_cache_total", "result" => "miss").increment(1);
+        self.misses.increment(1);
         let epoch = self.epoch.load(Ordering::Acquire);
         let code = ShortCode::from_trusted(code.to_owned());
         let Some(link) = store.get_link(&code).await? else {

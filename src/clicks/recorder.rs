@@ -1,120 +1,155 @@
 //! The click recorder: turns redirects into durable clicks, in batches.
 //!
-//! Handlers hand their clicks to one task through a bounded channel. The task takes every
+//! A lead's human click goes through one task and a bounded channel. The task takes every
 //! click waiting and writes them in one store call (one Redis round trip of pipelined
 //! scripts, or one SQLite transaction): group commit, so that durability costs one round
-//! trip per batch rather than per click. A lead click's handler waits for its batch, so
-//! its `302` is sent only once its event is durable.
+//! trip per batch rather than per click. The handler waits for its batch, so the `302` is
+//! sent only once the click's event is durable.
 //!
-//! While the store is unreachable, clicks wait in a bounded in-memory buffer and the
+//! Two things keep the store off the path of most redirects:
+//! - Clicks that only count (bots, previews, links without a lead) are summed in memory
+//!   and written every [`COUNT_FLUSH`]; nobody waits for them.
+//! - Every answer from the store tells when the lead's window opened. While that window is
+//!   open, a repeat click on this instance is known to emit nothing, so it only counts
+//!   (windows never close early, so this is exact, whatever other instances do).
+//!
+//! While the store is unreachable, lead clicks wait in a bounded in-memory buffer and the
 //! handlers are released at once (the contract's outage rule: cached links keep
 //! redirecting). The buffer is written, in order, when the store is back; what does not fit
-//! is counted in `akti_clicks_lost_total`.
+//! is counted in `akti_clicks_lost_total`, as are counts that cannot be kept.
 
-use crate::store::{ClickOutcome, ClickRecord, Store};
+use crate::domain::{CampaignId, ShortCode};
+use crate::store::{ClickCounts, ClickOutcome, LeadClick, Store};
+use chrono::{DateTime, Utc};
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-/// Most clicks written in one store call.
+/// Most lead clicks written in one store call.
 const MAX_BATCH: usize = 512;
-/// Clicks waiting for the recorder before handlers wait for room.
+/// Lead clicks waiting for the recorder before handlers wait for room.
 const QUEUE: usize = 16_384;
-/// Clicks kept through a store outage.
+/// Lead clicks kept through a store outage.
 const OUTAGE_BUFFER: usize = 100_000;
-/// How often a buffered outage is retried.
-const OUTAGE_RETRY: Duration = Duration::from_millis(500);
+/// How often counts are written, and a buffered outage retried.
+pub const COUNT_FLUSH: Duration = Duration::from_millis(250);
+/// Most links with unwritten counts; beyond, counts are lost (and counted as such).
+const MAX_COUNTED_LINKS: usize = 200_000;
+/// Most lead windows remembered per instance.
+const KNOWN_WINDOWS: u64 = 200_000;
 
 struct Pending {
-    record: ClickRecord,
-    /// Told when the click is durable (or buffered); `None` for counts nobody waits on.
-    done: Option<oneshot::Sender<()>>,
+    click: LeadClick,
+    done: oneshot::Sender<()>,
 }
 
 #[derive(Clone)]
 pub struct ClickRecorder {
     queue: mpsc::Sender<Pending>,
+    /// Unwritten counts. A std mutex: held to add one click or to swap the map, never
+    /// across an await.
+    counts: Arc<Mutex<ClickCounts>>,
+    /// When each recently clicked lead's window opened (unix ms, click time).
+    windows: moka::sync::Cache<ShortCode, i64>,
+    window: Duration,
 }
 
 impl ClickRecorder {
-    /// Starts the recorder task. It ends, after a last attempt to write its buffer, when
-    /// every `ClickRecorder` clone has been dropped.
-    pub fn spawn(store: Arc<dyn Store>) -> (Self, JoinHandle<()>) {
+    /// Starts the recorder task. It ends, after writing what it holds, when every
+    /// `ClickRecorder` clone has been dropped.
+    pub fn spawn(store: Arc<dyn Store>, window: Duration) -> (Self, JoinHandle<()>) {
         let (queue, receiver) = mpsc::channel(QUEUE);
-        let task = tokio::spawn(run(store, receiver));
-        (Self { queue }, task)
+        let counts = Arc::new(Mutex::new(ClickCounts::default()));
+        let windows = moka::sync::Cache::builder()
+            .max_capacity(KNOWN_WINDOWS)
+            .time_to_live(window)
+            .build();
+        let recorder = Self {
+            queue,
+            counts: counts.clone(),
+            windows: windows.clone(),
+            window,
+        };
+        let task = tokio::spawn(run(store, receiver, counts, windows));
+        (recorder, task)
     }
 
-    /// Records a click and returns once it is durable, or buffered through an outage.
-    pub async fn record_durably(&self, record: ClickRecord) {
+    /// Whether a lead click on `code` at `at` falls in a window this instance knows open.
+    pub fn in_open_window(&self, code: &str, at: DateTime<Utc>) -> bool {
+        let window = self.window.as_millis() as i64;
+        self.windows
+            .get(code)
+            .is_some_and(|opened| at.timestamp_millis() < opened + window)
+    }
+
+    /// Records a lead click and returns once it is durable, or buffered through an outage.
+    pub async fn record_lead(&self, click: LeadClick) {
         let (done, wait) = oneshot::channel();
-        if self
-            .queue
-            .send(Pending {
-                record,
-                done: Some(done),
-            })
-            .await
-            .is_ok()
-        {
+        if self.queue.send(Pending { click, done }).await.is_ok() {
             let _ = wait.await;
         }
     }
 
-    /// Records a click nobody waits for (bots, links without a lead).
-    pub fn record(&self, record: ClickRecord) {
-        if self.queue.try_send(Pending { record, done: None }).is_err() {
-            metrics::counter!("akti_clicks_lost_total", "reason" => "queue_full").increment(1);
+    /// Counts a click nobody waits for.
+    pub fn count(&self, code: &ShortCode, campaign: &CampaignId, human: bool, at: DateTime<Utc>) {
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        if counts.links.len() >= MAX_COUNTED_LINKS && !counts.links.contains_key(code) {
+            metrics::counter!("akti_clicks_lost_total", "reason" => "counts_full").increment(1);
+            return;
         }
+        counts.add(code, campaign, human, at);
     }
 }
 
-async fn run(store: Arc<dyn Store>, mut receiver: mpsc::Receiver<Pending>) {
-    let mut buffered: VecDeque<ClickRecord> = VecDeque::new();
+async fn run(
+    store: Arc<dyn Store>,
+    mut receiver: mpsc::Receiver<Pending>,
+    counts: Arc<Mutex<ClickCounts>>,
+    windows: moka::sync::Cache<ShortCode, i64>,
+) {
+    let mut buffered: VecDeque<LeadClick> = VecDeque::new();
+    let mut tick = tokio::time::interval(COUNT_FLUSH);
+    let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
     loop {
-        let first = if buffered.is_empty() {
-            receiver.recv().await
-        } else {
-            match tokio::time::timeout(OUTAGE_RETRY, receiver.recv()).await {
-                Ok(next) => next,
-                Err(_) => {
-                    flush_buffer(store.as_ref(), &mut buffered).await;
-                    continue;
+        tokio::select! {
+            received = receiver.recv_many(&mut batch, MAX_BATCH) => {
+                if received == 0 {
+                    break;
                 }
             }
-        };
-        let Some(first) = first else { break };
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match receiver.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
+            _ = tick.tick() => {
+                write_counts(store.as_ref(), &counts).await;
+                if !buffered.is_empty() {
+                    flush_buffer(store.as_ref(), &mut buffered, &windows).await;
+                }
+                continue;
             }
         }
+        let (clicks, waiters): (Vec<_>, Vec<_>) =
+            batch.drain(..).map(|p| (p.click, p.done)).unzip();
         if !buffered.is_empty() {
-            flush_buffer(store.as_ref(), &mut buffered).await;
+            flush_buffer(store.as_ref(), &mut buffered, &windows).await;
         }
-        let (records, waiters): (Vec<_>, Vec<_>) =
-            batch.into_iter().map(|p| (p.record, p.done)).unzip();
         if buffered.is_empty() {
-            match store.record_clicks(&records).await {
-                Ok(outcomes) => count(&outcomes),
+            match store.record_lead_clicks(&clicks).await {
+                Ok(outcomes) => remember(&windows, &clicks, &outcomes),
                 Err(e) => {
-                    tracing::warn!(error = %e, clicks = records.len(), "store unavailable: buffering clicks");
-                    buffer(&mut buffered, records);
+                    tracing::warn!(error = %e, clicks = clicks.len(), "store unavailable: buffering clicks");
+                    buffer(&mut buffered, clicks);
                 }
             }
         } else {
             // Keep the order of clicks: nothing overtakes what is already buffered.
-            buffer(&mut buffered, records);
+            buffer(&mut buffered, clicks);
         }
-        for done in waiters.into_iter().flatten() {
+        for done in waiters {
             let _ = done.send(());
         }
     }
-    flush_buffer(store.as_ref(), &mut buffered).await;
+    flush_buffer(store.as_ref(), &mut buffered, &windows).await;
+    write_counts(store.as_ref(), &counts).await;
     if !buffered.is_empty() {
         tracing::error!(
             clicks = buffered.len(),
@@ -125,39 +160,69 @@ async fn run(store: Arc<dyn Store>, mut receiver: mpsc::Receiver<Pending>) {
     }
 }
 
-fn buffer(buffered: &mut VecDeque<ClickRecord>, records: Vec<ClickRecord>) {
-    for record in records {
+/// Learns when each clicked lead's window opened.
+fn remember(
+    windows: &moka::sync::Cache<ShortCode, i64>,
+    clicks: &[LeadClick],
+    outcomes: &[ClickOutcome],
+) {
+    for (click, outcome) in clicks.iter().zip(outcomes) {
+        let (opened, name) = match outcome {
+            ClickOutcome::Emitted => (click.at.timestamp_millis(), "emitted"),
+            ClickOutcome::Deduplicated { window_opened_at } => {
+                (window_opened_at.timestamp_millis(), "deduplicated")
+            }
+        };
+        windows.insert(click.code.clone(), opened);
+        metrics::counter!("akti_clicks_recorded_total", "outcome" => name).increment(1);
+    }
+}
+
+/// Writes the summed counts; on failure keeps them for the next flush.
+async fn write_counts(store: &dyn Store, counts: &Mutex<ClickCounts>) {
+    let taken = std::mem::take(&mut *counts.lock().unwrap_or_else(|p| p.into_inner()));
+    if taken.is_empty() {
+        return;
+    }
+    if let Err(e) = store.add_click_counts(&taken).await {
+        tracing::warn!(error = %e, links = taken.links.len(), "store unavailable: keeping click counts");
+        let mut current = counts.lock().unwrap_or_else(|p| p.into_inner());
+        let lost = taken.links.len() + current.links.len() > MAX_COUNTED_LINKS;
+        if lost {
+            metrics::counter!("akti_clicks_lost_total", "reason" => "counts_full")
+                .increment(taken.links.values().map(|c| c.clicks + c.bot_clicks).sum());
+        } else {
+            current.merge(taken);
+        }
+    }
+}
+
+fn buffer(buffered: &mut VecDeque<LeadClick>, clicks: Vec<LeadClick>) {
+    for click in clicks {
         if buffered.len() >= OUTAGE_BUFFER {
             metrics::counter!("akti_clicks_lost_total", "reason" => "buffer_full").increment(1);
             continue;
         }
-        buffered.push_back(record);
+        buffered.push_back(click);
     }
     metrics::gauge!("akti_clicks_buffered").set(buffered.len() as f64);
 }
 
-async fn flush_buffer(store: &dyn Store, buffered: &mut VecDeque<ClickRecord>) {
+async fn flush_buffer(
+    store: &dyn Store,
+    buffered: &mut VecDeque<LeadClick>,
+    windows: &moka::sync::Cache<ShortCode, i64>,
+) {
     while !buffered.is_empty() {
         let n = buffered.len().min(MAX_BATCH);
-        let chunk: Vec<ClickRecord> = buffered.iter().take(n).cloned().collect();
-        match store.record_clicks(&chunk).await {
+        let chunk: Vec<LeadClick> = buffered.iter().take(n).cloned().collect();
+        match store.record_lead_clicks(&chunk).await {
             Ok(outcomes) => {
-                count(&outcomes);
+                remember(windows, &chunk, &outcomes);
                 buffered.drain(..n);
             }
             Err(_) => break,
         }
     }
     metrics::gauge!("akti_clicks_buffered").set(buffered.len() as f64);
-}
-
-fn count(outcomes: &[ClickOutcome]) {
-    for outcome in outcomes {
-        let name = match outcome {
-            ClickOutcome::Counted => "counted",
-            ClickOutcome::Deduplicated => "deduplicated",
-            ClickOutcome::Emitted => "emitted",
-        };
-        metrics::counter!("akti_clicks_recorded_total", "outcome" => name).increment(1);
-    }
 }

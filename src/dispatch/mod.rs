@@ -128,7 +128,10 @@ impl Dispatcher {
             }
         }
         self.tracker.close();
-        if tokio::time::timeout(drain, self.tracker.wait()).await.is_err() {
+        if tokio::time::timeout(drain, self.tracker.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!(
                 in_flight = self.tracker.len(),
                 "deliveries still in flight at shutdown; they will be sent again after their lease"
@@ -167,7 +170,9 @@ impl Dispatcher {
         if slots.waiting.fetch_add(1, Ordering::AcqRel) >= QUEUED_PER_SUBSCRIPTION {
             slots.waiting.fetch_sub(1, Ordering::AcqRel);
             let later = chrono::Utc::now() + DEFER;
-            let _ = finished.send((task, DeliveryOutcome::Deferred(later))).await;
+            let _ = finished
+                .send((task, DeliveryOutcome::Deferred(later)))
+                .await;
             return;
         }
         self.tracker.spawn(async move {

@@ -48,6 +48,11 @@ impl ShortCode {
         Ok(Self(s.to_owned()))
     }
 
+    /// Whether `s` could be a code, without allocating (the redirect path's first check).
+    pub fn is_valid(s: &str) -> bool {
+        check_id("code", s).is_ok()
+    }
+
     /// A fresh code of `len` characters drawn from the 62 letters and digits. nanoid reads
     /// the operating system's CSPRNG and masks bytes without modulo bias.
     pub fn generate(len: usize) -> Self {

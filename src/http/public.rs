@@ -4,7 +4,7 @@ use super::AppState;
 use crate::cache::CachedLink;
 use crate::clicks::bots::{Visitor, classify};
 use crate::domain::{ShortCode, now_millis};
-use crate::store::{ClickKind, ClickRecord};
+use crate::store::LeadClick;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -52,7 +52,7 @@ async fn redirect(
     Path(code): Path<String>,
 ) -> Response {
     // Junk paths are answered without touching the cache or the store.
-    if ShortCode::parse(&code).is_err() {
+    if !ShortCode::is_valid(&code) {
         return not_found(&state);
     }
     match state.cache.lookup(&code, state.store.as_ref()).await {
@@ -74,33 +74,32 @@ async fn redirect(
 }
 
 /// Classifies the visitor first, then records the click. A lead's human click returns only
-/// once its event is durable (or buffered through a store outage); everything else is
-/// counted without waiting. Bots and previews never touch the dedup window.
+/// once its event is durable (or buffered through a store outage), unless this instance
+/// knows the lead's window is open; everything else is counted without waiting. Bots and
+/// previews never touch the dedup window.
 async fn record_click(state: &AppState, headers: &HeaderMap, entry: &CachedLink) {
     let link = &entry.link;
     let at = now_millis();
     let agent = headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok());
-    let record = |kind| ClickRecord {
-        code: link.code.clone(),
-        campaign_id: link.campaign_id.clone(),
-        at,
-        kind,
-    };
+    let clicks = &state.clicks;
     match classify(agent) {
-        Visitor::Bot => state.clicks.record(record(ClickKind::Bot)),
+        Visitor::Bot => clicks.count(&link.code, &link.campaign_id, false, at),
+        Visitor::Human if link.phone.is_none() || clicks.in_open_window(link.code.as_str(), at) => {
+            clicks.count(&link.code, &link.campaign_id, true, at)
+        }
         Visitor::Human => {
             let short_url = state.short_url(link.code.as_str());
-            match crate::events::link_clicked(link, &short_url, at) {
-                Some(event) => {
-                    let window = state.config.dedup_window;
-                    state
-                        .clicks
-                        .record_durably(record(ClickKind::Lead { event, window }))
-                        .await;
-                }
-                None => state.clicks.record(record(ClickKind::Human)),
+            if let Some(event) = crate::events::link_clicked(link, &short_url, at) {
+                let click = LeadClick {
+                    code: link.code.clone(),
+                    campaign_id: link.campaign_id.clone(),
+                    at,
+                    event,
+                    window: state.config.dedup_window,
+                };
+                clicks.record_lead(click).await;
             }
         }
     }

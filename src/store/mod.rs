@@ -132,11 +132,17 @@ pub trait LinkStore: Send + Sync + 'static {
 
 #[async_trait]
 pub trait ClickStore: Send + Sync + 'static {
-    /// Records a batch of clicks in one round trip (Redis) or one transaction (SQLite), in
-    /// order. For a lead click, opening the dedup window and queueing its event for every
-    /// matching subscription are one atomic step; when this returns `Ok`, the event is
-    /// durable.
-    async fn record_clicks(&self, clicks: &[ClickRecord]) -> Result<Vec<ClickOutcome>, StoreError>;
+    /// Records a batch of lead clicks in one round trip (Redis) or one transaction
+    /// (SQLite), in order. Opening a click's dedup window and queueing its event for every
+    /// matching subscription are one atomic step; when this returns `Ok`, the events are
+    /// durable. The window is judged in click time.
+    async fn record_lead_clicks(
+        &self,
+        clicks: &[LeadClick],
+    ) -> Result<Vec<ClickOutcome>, StoreError>;
+
+    /// Adds clicks that only count.
+    async fn add_click_counts(&self, counts: &ClickCounts) -> Result<(), StoreError>;
 
     /// Queues events for every matching subscription, durably.
     async fn enqueue_events(&self, events: &[Event]) -> Result<(), StoreError>;

@@ -3,35 +3,91 @@
 use crate::domain::{CampaignId, ShortCode};
 use crate::events::{Event, EventType};
 use chrono::{DateTime, Utc};
+use std::collections::HashMap;
 use std::time::Duration;
 
-/// One redirect to record.
+/// A lead's human click: it opens the lead's dedup window and queues its event, unless a
+/// window is already open. Either way it counts as a click.
 #[derive(Debug, Clone)]
-pub struct ClickRecord {
+pub struct LeadClick {
     pub code: ShortCode,
     pub campaign_id: CampaignId,
     pub at: DateTime<Utc>,
-    pub kind: ClickKind,
-}
-
-#[derive(Debug, Clone)]
-pub enum ClickKind {
-    /// A bot or link preview: counted, nothing else.
-    Bot,
-    /// A human on a link without a lead: counted, no event.
-    Human,
-    /// A human on a lead's link: opens the dedup window for `window` and queues `event`,
-    /// unless a window is already open.
-    Lead { event: Event, window: Duration },
+    pub event: Event,
+    pub window: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClickOutcome {
-    Counted,
-    /// The window was open: counted, no event.
-    Deduplicated,
-    /// The window opened and the event is queued.
+    /// A window (opened at that click time) was open: counted, no event.
+    Deduplicated { window_opened_at: DateTime<Utc> },
+    /// This click opened the window and its event is queued.
     Emitted,
+}
+
+/// Clicks that only count (bots, previews, links without a lead, and lead clicks already
+/// known to fall in an open window), summed per link and per campaign between writes.
+#[derive(Debug, Clone, Default)]
+pub struct ClickCounts {
+    pub links: HashMap<ShortCode, Count>,
+    pub campaigns: HashMap<CampaignId, Count>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Count {
+    pub clicks: u64,
+    pub bot_clicks: u64,
+    /// The latest human click (unix ms), if any.
+    pub last_clicked_at: Option<i64>,
+}
+
+impl Count {
+    fn add(&mut self, human: bool, at: i64) {
+        if human {
+            self.clicks += 1;
+            self.last_clicked_at = Some(self.last_clicked_at.map_or(at, |l| l.max(at)));
+        } else {
+            self.bot_clicks += 1;
+        }
+    }
+
+    fn merge(&mut self, other: &Count) {
+        self.clicks += other.clicks;
+        self.bot_clicks += other.bot_clicks;
+        self.last_clicked_at = self.last_clicked_at.max(other.last_clicked_at);
+    }
+}
+
+impl ClickCounts {
+    pub fn add(&mut self, code: &ShortCode, campaign: &CampaignId, human: bool, at: DateTime<Utc>) {
+        let at = at.timestamp_millis();
+        match self.links.get_mut(code) {
+            Some(count) => count.add(human, at),
+            None => self.links.entry(code.clone()).or_default().add(human, at),
+        }
+        match self.campaigns.get_mut(campaign) {
+            Some(count) => count.add(human, at),
+            None => self
+                .campaigns
+                .entry(campaign.clone())
+                .or_default()
+                .add(human, at),
+        }
+    }
+
+    /// Adds `other` (counts that could not be written) back in.
+    pub fn merge(&mut self, other: ClickCounts) {
+        for (code, count) in other.links {
+            self.links.entry(code).or_default().merge(&count);
+        }
+        for (campaign, count) in other.campaigns {
+            self.campaigns.entry(campaign).or_default().merge(&count);
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.links.is_empty()
+    }
 }
 
 /// Counters of a link or a campaign.

@@ -35,6 +35,16 @@ fn verify(secret: &str, id: &str, timestamp: &str, body: &str, header: &str) -> 
     header.split(' ').any(|sig| sig == format!("v1,{expected}"))
 }
 
+/// Polls `path` until `done` holds for its body (counts that need no event are written
+/// behind the redirect, within a fraction of a second), and returns that body.
+async fn settled(app: &TestApp, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+    crate::helpers::eventually(&format!("{path} settles"), WAIT, || async {
+        done(&app.admin_get(path).await.json::<Value>().await.unwrap())
+    })
+    .await;
+    app.admin_get(path).await.json().await.unwrap()
+}
+
 async fn lead_link(app: &TestApp, campaign: &str, phone: &str) -> String {
     let link = app
         .create_link(json!({"campaignId": campaign, "url": "https://shop.test/offer", "phone": phone, "externalLeadId": "crm-7"}))
@@ -127,8 +137,10 @@ async fn clicks_inside_the_window_emit_nothing_and_the_next_window_emits_again(b
     tokio::time::sleep(Duration::from_millis(300)).await;
     let got = receiver.received();
     assert_eq!(got.len(), 2, "one event per lead link");
-    let stats = app.stats(&code).await;
-    assert_eq!(stats["clicks"], 5);
+    let stats = settled(&app, &format!("/v1/links/{code}/stats"), |s| {
+        s["clicks"] == 5
+    })
+    .await;
     assert_eq!(stats["clickEvents"], 1);
 
     // A short window: once it has passed, the next click opens a new one.
@@ -176,8 +188,10 @@ async fn bots_and_previews_are_counted_but_never_open_the_window(backend: Backen
     let got = receiver.wait_for(1, WAIT).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(receiver.received().len(), 1, "{got:?}");
-    let stats = app.stats(&code).await;
-    assert_eq!(stats["botClicks"], 6);
+    let stats = settled(&app, &format!("/v1/links/{code}/stats"), |s| {
+        s["botClicks"] == 6
+    })
+    .await;
     assert_eq!(stats["clicks"], 1);
     assert_eq!(stats["clickEvents"], 1);
 }
@@ -237,21 +251,9 @@ async fn campaign_stats_sum_the_campaigns_links(backend: Backend) {
     app.click(&b).await;
     app.click(&b).await;
     app.click_as(&a, Some(IMESSAGE_PREVIEW)).await;
-    let stats: Value = app
-        .admin_get("/v1/campaigns/summer/stats")
-        .await
-        .json()
-        .await
-        .unwrap();
-    // The preview's count is written behind its redirect; poll until it lands.
-    crate::helpers::eventually("bot click counted", WAIT, || async {
-        let s: Value = app
-            .admin_get("/v1/campaigns/summer/stats")
-            .await
-            .json()
-            .await
-            .unwrap();
-        s["botClicks"] == 1
+    // Counts that need no event are written behind their redirects: poll until they land.
+    let stats = settled(&app, "/v1/campaigns/summer/stats", |s| {
+        s["botClicks"] == 1 && s["clicks"] == 3
     })
     .await;
     assert_eq!(stats["links"], 2);

@@ -1,7 +1,7 @@
 //! Clicks, events and counters in SQLite: see the schema in the parent module.
 
 use super::super::{
-    ClickKind, ClickOutcome, ClickRecord, ClickStore, Stats, StoreError, Subscription,
+    ClickCounts, ClickOutcome, ClickStore, Count, LeadClick, Stats, StoreError, Subscription,
 };
 use super::webhooks::load_subscriptions;
 use super::{EmbeddedStore, unavailable};
@@ -46,69 +46,81 @@ pub(super) fn enqueue(
     Ok(())
 }
 
+/// Adds to the counters of one link and of its campaign.
 fn bump(
     conn: &Connection,
-    click: &ClickRecord,
-    clicks: i64,
+    code: &str,
+    campaign: &str,
+    count: &Count,
     events: i64,
-    bots: i64,
 ) -> rusqlite::Result<()> {
-    let at = (bots == 0).then(|| click.at.timestamp_millis());
-    conn.prepare_cached(
-        "INSERT INTO link_stats (code, clicks, click_events, bot_clicks, last_clicked_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (code) DO UPDATE SET \
+    bump_one(conn, "link_stats", "code", code, count, events)?;
+    bump_one(
+        conn,
+        "campaign_stats",
+        "campaign_id",
+        campaign,
+        count,
+        events,
+    )
+}
+
+fn bump_one(
+    conn: &Connection,
+    table: &str,
+    key: &str,
+    id: &str,
+    count: &Count,
+    events: i64,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(&format!(
+        "INSERT INTO {table} ({key}, clicks, click_events, bot_clicks, last_clicked_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT ({key}) DO UPDATE SET \
          clicks = clicks + ?2, click_events = click_events + ?3, bot_clicks = bot_clicks + ?4, \
-         last_clicked_at = max(ifnull(last_clicked_at, 0), ifnull(?5, 0))",
-    )?
-    .execute(params![click.code.as_str(), clicks, events, bots, at])?;
-    conn.prepare_cached(
-        "INSERT INTO campaign_stats (campaign_id, clicks, click_events, bot_clicks, last_clicked_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (campaign_id) DO UPDATE SET \
-         clicks = clicks + ?2, click_events = click_events + ?3, bot_clicks = bot_clicks + ?4, \
-         last_clicked_at = max(ifnull(last_clicked_at, 0), ifnull(?5, 0))",
-    )?
-    .execute(params![click.campaign_id.as_str(), clicks, events, bots, at])?;
+         last_clicked_at = max(ifnull(last_clicked_at, 0), ifnull(?5, 0))"
+    ))?
+    .execute(params![
+        id,
+        count.clicks as i64,
+        events,
+        count.bot_clicks as i64,
+        count.last_clicked_at
+    ])?;
     Ok(())
 }
 
-/// Records one click; the window is judged in click time, as in the Redis store.
+/// Records one lead click; the window is judged in click time, as in the Redis store.
 fn record(
     conn: &Connection,
-    click: &ClickRecord,
+    click: &LeadClick,
     subs: &[Subscription],
 ) -> rusqlite::Result<ClickOutcome> {
-    let (event, window) = match &click.kind {
-        ClickKind::Bot => {
-            bump(conn, click, 0, 0, 1)?;
-            return Ok(ClickOutcome::Counted);
-        }
-        ClickKind::Human => {
-            bump(conn, click, 1, 0, 0)?;
-            return Ok(ClickOutcome::Counted);
-        }
-        ClickKind::Lead { event, window } => (event, window.as_millis() as i64),
-    };
     let at = click.at.timestamp_millis();
+    let window = click.window.as_millis() as i64;
+    let human = Count {
+        clicks: 1,
+        bot_clicks: 0,
+        last_clicked_at: Some(at),
+    };
+    let (code, campaign) = (click.code.as_str(), click.campaign_id.as_str());
     let opened: Option<i64> = conn
         .prepare_cached("SELECT opened_at FROM windows WHERE code = ?1")?
-        .query_row([click.code.as_str()], |r| r.get(0))
+        .query_row([code], |r| r.get(0))
         .optional()?;
-    if opened.is_some_and(|o| at < o + window) {
-        bump(conn, click, 1, 0, 0)?;
-        return Ok(ClickOutcome::Deduplicated);
+    if let Some(opened) = opened.filter(|o| at < o + window) {
+        bump(conn, code, campaign, &human, 0)?;
+        return Ok(ClickOutcome::Deduplicated {
+            window_opened_at: from_millis(opened),
+        });
     }
     let now = crate::domain::now_millis().timestamp_millis();
     conn.prepare_cached(
         "INSERT INTO windows (code, opened_at, expires_at) VALUES (?1, ?2, ?3) \
          ON CONFLICT (code) DO UPDATE SET opened_at = ?2, expires_at = ?3",
     )?
-    .execute(params![
-        click.code.as_str(),
-        at,
-        (at + window).max(now + window)
-    ])?;
-    bump(conn, click, 1, 1, 0)?;
-    enqueue(conn, event, subs)?;
+    .execute(params![code, at, (at + window).max(now + window)])?;
+    bump(conn, code, campaign, &human, 1)?;
+    enqueue(conn, &click.event, subs)?;
     Ok(ClickOutcome::Emitted)
 }
 
@@ -128,7 +140,10 @@ fn stats_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Stats> {
 
 #[async_trait]
 impl ClickStore for EmbeddedStore {
-    async fn record_clicks(&self, clicks: &[ClickRecord]) -> Result<Vec<ClickOutcome>, StoreError> {
+    async fn record_lead_clicks(
+        &self,
+        clicks: &[LeadClick],
+    ) -> Result<Vec<ClickOutcome>, StoreError> {
         let clicks = clicks.to_vec();
         let outcomes = self
             .write(move |conn| {
@@ -143,6 +158,29 @@ impl ClickStore for EmbeddedStore {
             self.due.notify_one();
         }
         Ok(outcomes)
+    }
+
+    async fn add_click_counts(&self, counts: &ClickCounts) -> Result<(), StoreError> {
+        let counts = counts.clone();
+        self.write(move |conn| {
+            for (code, count) in &counts.links {
+                bump_one(conn, "link_stats", "code", code.as_str(), count, 0)
+                    .map_err(unavailable)?;
+            }
+            for (campaign, count) in &counts.campaigns {
+                bump_one(
+                    conn,
+                    "campaign_stats",
+                    "campaign_id",
+                    campaign.as_str(),
+                    count,
+                    0,
+                )
+                .map_err(unavailable)?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     async fn enqueue_events(&self, events: &[Event]) -> Result<(), StoreError> {

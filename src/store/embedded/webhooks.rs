@@ -96,7 +96,10 @@ fn finish(
         DeliveryOutcome::Retry(a, at) => append(a, "pending", Some(at.timestamp_millis())),
         DeliveryOutcome::Failed(a) => append(a, "failed", None),
         DeliveryOutcome::Gone(a) => append(a, "failed", None).and_then(|_| {
-            conn.execute("UPDATE subscriptions SET disabled = 1 WHERE id = ?1", [sub_id])
+            conn.execute(
+                "UPDATE subscriptions SET disabled = 1 WHERE id = ?1",
+                [sub_id],
+            )
         }),
         DeliveryOutcome::Deferred(at) => conn.execute(
             "UPDATE deliveries SET next_attempt_at = ?3, lease_until = 0 \

@@ -1,14 +1,15 @@
 //! Clicks, events and counters in Redis: see the key layout in the parent module.
 
 use super::super::{
-    ClickKind, ClickOutcome, ClickRecord, ClickStore, EVENT_RETENTION, Stats, StoreError,
+    ClickCounts, ClickOutcome, ClickStore, EVENT_RETENTION, LeadClick, Stats, StoreError,
 };
 use super::links::campaign_index;
-use super::{RedisStore, eval, unavailable};
+use super::{LuaScript, RedisStore, eval, unavailable};
 use crate::domain::{CampaignId, ShortCode, from_millis};
 use crate::events::Event;
 use async_trait::async_trait;
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 /// Routes the `{q}` scripts to the slot of their keys.
 pub(super) const Q_ROUTE: &str = "akti:{q}:ready";
@@ -41,39 +42,47 @@ local function enqueue(event_id, event_type, campaign, body, created_ms, retenti
 end
 ";
 
-/// One click. ARGV: kind (`bot`, `human`, `lead`), code, campaign, click time (ms), then
-/// for `lead`: window (ms), event id, event type, body, retention (ms).
-/// Answers 0 counted, 1 deduplicated, 2 emitted.
+/// One lead click. ARGV: code, campaign, click time (ms), window (ms), event id, event
+/// type, body, retention (ms). Answers `{2, at}` when it opened the window and queued the
+/// event, `{1, opened}` when a window opened at `opened` was still open.
 ///
 /// The window is judged in click time, not arrival time, so that clicks buffered through
 /// a store outage and written late are deduplicated as they happened. The window key
 /// lives at least one window from now, which is all a later click can need.
-const CLICK_BODY: &str = r"
-local kind, code, campaign, at = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+const LEAD_CLICK_BODY: &str = r"
+local code, campaign, at, window = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local lstats, cstats = Q .. 'stats:link:' .. code, Q .. 'stats:campaign:' .. campaign
-if kind == 'bot' then
-  redis.call('HINCRBY', lstats, 'botClicks', 1)
-  redis.call('HINCRBY', cstats, 'botClicks', 1)
-  return 0
-end
 for _, k in ipairs({lstats, cstats}) do
   redis.call('HINCRBY', k, 'clicks', 1)
   local last = tonumber(redis.call('HGET', k, 'lastClickedAt') or '0')
   if at > last then redis.call('HSET', k, 'lastClickedAt', at) end
 end
-if kind ~= 'lead' then return 0 end
-local window = tonumber(ARGV[5])
 local wkey = Q .. 'window:' .. code
-local opened = redis.call('GET', wkey)
-if opened and at < tonumber(opened) + window then return 1 end
+local opened = tonumber(redis.call('GET', wkey) or '')
+if opened and at < opened + window then return {1, opened} end
 local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 redis.call('SET', wkey, at, 'PX', math.max(at + window - now_ms, window))
 redis.call('HINCRBY', lstats, 'clickEvents', 1)
 redis.call('HINCRBY', cstats, 'clickEvents', 1)
-enqueue(ARGV[6], ARGV[7], campaign, ARGV[8], at, tonumber(ARGV[9]))
-return 2
+enqueue(ARGV[5], ARGV[6], campaign, ARGV[7], at, tonumber(ARGV[8]))
+return {2, at}
 ";
+
+/// Adds to a counter hash. ARGV: human clicks, bot clicks, latest human click (ms or 0).
+const ADD_COUNTS: &str = r"
+if tonumber(ARGV[1]) > 0 then redis.call('HINCRBY', KEYS[1], 'clicks', ARGV[1]) end
+if tonumber(ARGV[2]) > 0 then redis.call('HINCRBY', KEYS[1], 'botClicks', ARGV[2]) end
+local at = tonumber(ARGV[3])
+if at > 0 and at > tonumber(redis.call('HGET', KEYS[1], 'lastClickedAt') or '0') then
+  redis.call('HSET', KEYS[1], 'lastClickedAt', at)
+end
+return 1
+";
+
+static LEAD_CLICK: LazyLock<LuaScript> =
+    LazyLock::new(|| LuaScript::new(format!("{ENQUEUE_LUA}{LEAD_CLICK_BODY}")));
+static ADD: LazyLock<LuaScript> = LazyLock::new(|| LuaScript::new(ADD_COUNTS.to_owned()));
 
 /// ARGV: event id, type, campaign, body, created (ms), retention (ms).
 const ENQUEUE_BODY: &str = r"
@@ -102,44 +111,61 @@ fn stats_from_hash(h: &HashMap<String, String>) -> Stats {
 
 #[async_trait]
 impl ClickStore for RedisStore {
-    async fn record_clicks(&self, clicks: &[ClickRecord]) -> Result<Vec<ClickOutcome>, StoreError> {
+    async fn record_lead_clicks(
+        &self,
+        clicks: &[LeadClick],
+    ) -> Result<Vec<ClickOutcome>, StoreError> {
         if clicks.is_empty() {
             return Ok(Vec::new());
         }
-        let script = format!("{ENQUEUE_LUA}{CLICK_BODY}");
         let mut pipe = redis::pipe();
         for click in clicks {
-            let mut cmd = eval(&script, Q_ROUTE);
-            let kind = match &click.kind {
-                ClickKind::Bot => "bot",
-                ClickKind::Human => "human",
-                ClickKind::Lead { .. } => "lead",
-            };
-            cmd.arg(kind)
-                .arg(click.code.as_str())
+            let mut cmd = LEAD_CLICK.call(Q_ROUTE);
+            cmd.arg(click.code.as_str())
                 .arg(click.campaign_id.as_str())
-                .arg(click.at.timestamp_millis());
-            if let ClickKind::Lead { event, window } = &click.kind {
-                cmd.arg(window.as_millis() as u64)
-                    .arg(&event.id)
-                    .arg(event.event_type.as_str())
-                    .arg(&event.body)
-                    .arg(retention_ms());
-            }
+                .arg(click.at.timestamp_millis())
+                .arg(click.window.as_millis() as u64)
+                .arg(&click.event.id)
+                .arg(click.event.event_type.as_str())
+                .arg(&click.event.body)
+                .arg(retention_ms());
             pipe.add_command(cmd);
         }
-        let answers: Vec<u8> = pipe
-            .query_async(&mut self.conn())
-            .await
-            .map_err(unavailable)?;
+        let answers: Vec<(u8, i64)> = self.query_scripted(&LEAD_CLICK, &pipe).await?;
         Ok(answers
             .into_iter()
-            .map(|a| match a {
+            .map(|(outcome, at)| match outcome {
                 2 => ClickOutcome::Emitted,
-                1 => ClickOutcome::Deduplicated,
-                _ => ClickOutcome::Counted,
+                _ => ClickOutcome::Deduplicated {
+                    window_opened_at: from_millis(at),
+                },
             })
             .collect())
+    }
+
+    async fn add_click_counts(&self, counts: &ClickCounts) -> Result<(), StoreError> {
+        if counts.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        let keys = counts
+            .links
+            .iter()
+            .map(|(code, count)| (format!("akti:{{q}}:stats:link:{code}"), count))
+            .chain(counts.campaigns.iter().map(|(campaign, count)| {
+                (
+                    format!("akti:{{q}}:stats:campaign:{}", campaign.as_str()),
+                    count,
+                )
+            }));
+        for (key, count) in keys {
+            let mut cmd = ADD.call(&key);
+            cmd.arg(count.clicks)
+                .arg(count.bot_clicks)
+                .arg(count.last_clicked_at.unwrap_or(0));
+            pipe.add_command(cmd).ignore();
+        }
+        self.query_scripted(&ADD, &pipe).await
     }
 
     async fn enqueue_events(&self, events: &[Event]) -> Result<(), StoreError> {

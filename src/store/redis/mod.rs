@@ -100,11 +100,62 @@ impl RedisStore {
     }
 }
 
-/// `EVAL script 1 key …`, usable in pipelines (Redis caches the compiled script).
+/// `EVAL script 1 key …`, for scripts off the hot paths.
 fn eval(script: &str, key: &str) -> redis::Cmd {
     let mut cmd = redis::cmd("EVAL");
     cmd.arg(script).arg(1).arg(key);
     cmd
+}
+
+/// A script called by its SHA1 on the hot paths (clicks, outcomes): Redis neither
+/// receives nor hashes its text per call.
+pub(super) struct LuaScript {
+    text: String,
+    sha: String,
+}
+
+impl LuaScript {
+    pub(super) fn new(text: String) -> Self {
+        use sha1::Digest;
+        let sha = sha1::Sha1::digest(text.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Self { text, sha }
+    }
+
+    /// `EVALSHA sha 1 key …`
+    pub(super) fn call(&self, key: &str) -> redis::Cmd {
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(&self.sha).arg(1).arg(key);
+        cmd
+    }
+}
+
+impl RedisStore {
+    /// Runs a pipeline of `script` calls; when Redis does not know the script (it was
+    /// restarted or flushed), loads it and runs the pipeline once more. Safe to repeat: a
+    /// `NOSCRIPT` answer means no call of the script ran.
+    async fn query_scripted<T: redis::FromRedisValue>(
+        &self,
+        script: &LuaScript,
+        pipe: &redis::Pipeline,
+    ) -> Result<T, StoreError> {
+        match pipe.query_async(&mut self.conn()).await {
+            Err(e) if e.code() == Some("NOSCRIPT") => {
+                redis::cmd("SCRIPT")
+                    .arg("LOAD")
+                    .arg(&script.text)
+                    .query_async::<String>(&mut self.conn())
+                    .await
+                    .map_err(unavailable)?;
+                pipe.query_async(&mut self.conn())
+                    .await
+                    .map_err(unavailable)
+            }
+            other => other.map_err(unavailable),
+        }
+    }
 }
 
 fn unavailable(e: redis::RedisError) -> StoreError {
