@@ -19,7 +19,7 @@
 //! is counted in `akti_clicks_lost_total`, as are counts that cannot be kept.
 
 use crate::domain::{CampaignId, ShortCode};
-use crate::store::{ClickCounts, ClickOutcome, LeadClick, Store};
+use crate::store::{ClickCounts, ClickOutcome, Counted, LeadClick, Store};
 use chrono::{DateTime, Utc};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -72,7 +72,7 @@ impl ClickRecorder {
             windows: windows.clone(),
             window,
         };
-        let task = tokio::spawn(run(store, receiver, counts, windows));
+        let task = tokio::spawn(run(store, receiver, Shared { counts, windows }));
         (recorder, task)
     }
 
@@ -93,22 +93,39 @@ impl ClickRecorder {
     }
 
     /// Counts a click nobody waits for.
-    pub fn count(&self, code: &ShortCode, campaign: &CampaignId, human: bool, at: DateTime<Utc>) {
-        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        if counts.links.len() >= MAX_COUNTED_LINKS && !counts.links.contains_key(code) {
-            metrics::counter!("akti_clicks_lost_total", "reason" => "counts_full").increment(1);
-            return;
-        }
-        counts.add(code, campaign, human, at);
+    pub fn count(
+        &self,
+        code: &ShortCode,
+        campaign: &CampaignId,
+        counted: Counted,
+        at: DateTime<Utc>,
+    ) {
+        add_count(&self.counts, code, campaign, counted, at);
     }
 }
 
-async fn run(
-    store: Arc<dyn Store>,
-    mut receiver: mpsc::Receiver<Pending>,
+fn add_count(
+    counts: &Mutex<ClickCounts>,
+    code: &ShortCode,
+    campaign: &CampaignId,
+    counted: Counted,
+    at: DateTime<Utc>,
+) {
+    let mut counts = counts.lock().unwrap_or_else(|p| p.into_inner());
+    if counts.links.len() >= MAX_COUNTED_LINKS && !counts.links.contains_key(code) {
+        metrics::counter!("akti_clicks_lost_total", "reason" => "counts_full").increment(1);
+        return;
+    }
+    counts.add(code, campaign, counted, at);
+}
+
+/// What the task shares with the handles.
+struct Shared {
     counts: Arc<Mutex<ClickCounts>>,
     windows: moka::sync::Cache<ShortCode, i64>,
-) {
+}
+
+async fn run(store: Arc<dyn Store>, mut receiver: mpsc::Receiver<Pending>, state: Shared) {
     let mut buffered: VecDeque<LeadClick> = VecDeque::new();
     let mut tick = tokio::time::interval(COUNT_FLUSH);
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
@@ -120,9 +137,9 @@ async fn run(
                 }
             }
             _ = tick.tick() => {
-                write_counts(store.as_ref(), &counts).await;
+                write_counts(store.as_ref(), &state.counts).await;
                 if !buffered.is_empty() {
-                    flush_buffer(store.as_ref(), &mut buffered, &windows).await;
+                    flush_buffer(store.as_ref(), &mut buffered, &state).await;
                 }
                 continue;
             }
@@ -130,11 +147,11 @@ async fn run(
         let (clicks, waiters): (Vec<_>, Vec<_>) =
             batch.drain(..).map(|p| (p.click, p.done)).unzip();
         if !buffered.is_empty() {
-            flush_buffer(store.as_ref(), &mut buffered, &windows).await;
+            flush_buffer(store.as_ref(), &mut buffered, &state).await;
         }
         if buffered.is_empty() {
             match store.record_lead_clicks(&clicks).await {
-                Ok(outcomes) => remember(&windows, &clicks, &outcomes),
+                Ok(outcomes) => remember(&state, &clicks, &outcomes),
                 Err(e) => {
                     tracing::warn!(error = %e, clicks = clicks.len(), "store unavailable: buffering clicks");
                     buffer(&mut buffered, clicks);
@@ -148,8 +165,8 @@ async fn run(
             let _ = done.send(());
         }
     }
-    flush_buffer(store.as_ref(), &mut buffered, &windows).await;
-    write_counts(store.as_ref(), &counts).await;
+    flush_buffer(store.as_ref(), &mut buffered, &state).await;
+    write_counts(store.as_ref(), &state.counts).await;
     if !buffered.is_empty() {
         tracing::error!(
             clicks = buffered.len(),
@@ -160,20 +177,29 @@ async fn run(
     }
 }
 
-/// Learns when each clicked lead's window opened.
-fn remember(
-    windows: &moka::sync::Cache<ShortCode, i64>,
-    clicks: &[LeadClick],
-    outcomes: &[ClickOutcome],
-) {
+/// Learns when each clicked lead's window opened, and counts the clicks.
+fn remember(state: &Shared, clicks: &[LeadClick], outcomes: &[ClickOutcome]) {
     for (click, outcome) in clicks.iter().zip(outcomes) {
-        let (opened, name) = match outcome {
-            ClickOutcome::Emitted => (click.at.timestamp_millis(), "emitted"),
-            ClickOutcome::Deduplicated { window_opened_at } => {
-                (window_opened_at.timestamp_millis(), "deduplicated")
-            }
+        let (opened, counted, name) = match outcome {
+            ClickOutcome::Emitted => (
+                click.at.timestamp_millis(),
+                Counted::HumanWithEvent,
+                "emitted",
+            ),
+            ClickOutcome::Deduplicated { window_opened_at } => (
+                window_opened_at.timestamp_millis(),
+                Counted::Human,
+                "deduplicated",
+            ),
         };
-        windows.insert(click.code.clone(), opened);
+        state.windows.insert(click.code.clone(), opened);
+        add_count(
+            &state.counts,
+            &click.code,
+            &click.campaign_id,
+            counted,
+            click.at,
+        );
         metrics::counter!("akti_clicks_recorded_total", "outcome" => name).increment(1);
     }
 }
@@ -208,17 +234,13 @@ fn buffer(buffered: &mut VecDeque<LeadClick>, clicks: Vec<LeadClick>) {
     metrics::gauge!("akti_clicks_buffered").set(buffered.len() as f64);
 }
 
-async fn flush_buffer(
-    store: &dyn Store,
-    buffered: &mut VecDeque<LeadClick>,
-    windows: &moka::sync::Cache<ShortCode, i64>,
-) {
+async fn flush_buffer(store: &dyn Store, buffered: &mut VecDeque<LeadClick>, state: &Shared) {
     while !buffered.is_empty() {
         let n = buffered.len().min(MAX_BATCH);
         let chunk: Vec<LeadClick> = buffered.iter().take(n).cloned().collect();
         match store.record_lead_clicks(&chunk).await {
             Ok(outcomes) => {
-                remember(windows, &chunk, &outcomes);
+                remember(state, &chunk, &outcomes);
                 buffered.drain(..n);
             }
             Err(_) => break,

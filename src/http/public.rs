@@ -4,7 +4,7 @@ use super::AppState;
 use crate::cache::CachedLink;
 use crate::clicks::bots::{Visitor, classify};
 use crate::domain::{ShortCode, now_millis};
-use crate::store::LeadClick;
+use crate::store::{Counted, LeadClick};
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -85,9 +85,9 @@ async fn record_click(state: &AppState, headers: &HeaderMap, entry: &CachedLink)
         .and_then(|v| v.to_str().ok());
     let clicks = &state.clicks;
     match classify(agent) {
-        Visitor::Bot => clicks.count(&link.code, &link.campaign_id, false, at),
+        Visitor::Bot => clicks.count(&link.code, &link.campaign_id, Counted::Bot, at),
         Visitor::Human if link.phone.is_none() || clicks.in_open_window(link.code.as_str(), at) => {
-            clicks.count(&link.code, &link.campaign_id, true, at)
+            clicks.count(&link.code, &link.campaign_id, Counted::Human, at)
         }
         Visitor::Human => {
             let short_url = state.short_url(link.code.as_str());

@@ -37,41 +37,60 @@ pub struct ClickCounts {
 pub struct Count {
     pub clicks: u64,
     pub bot_clicks: u64,
+    /// `lead.link_clicked` events emitted.
+    pub click_events: u64,
     /// The latest human click (unix ms), if any.
     pub last_clicked_at: Option<i64>,
 }
 
+/// What one click adds to the counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counted {
+    Bot,
+    Human,
+    /// A human click that emitted `lead.link_clicked`.
+    HumanWithEvent,
+}
+
 impl Count {
-    fn add(&mut self, human: bool, at: i64) {
-        if human {
-            self.clicks += 1;
-            self.last_clicked_at = Some(self.last_clicked_at.map_or(at, |l| l.max(at)));
-        } else {
+    fn add(&mut self, counted: Counted, at: i64) {
+        if counted == Counted::Bot {
             self.bot_clicks += 1;
+            return;
         }
+        self.clicks += 1;
+        self.click_events += u64::from(counted == Counted::HumanWithEvent);
+        self.last_clicked_at = Some(self.last_clicked_at.map_or(at, |l| l.max(at)));
     }
 
     fn merge(&mut self, other: &Count) {
         self.clicks += other.clicks;
         self.bot_clicks += other.bot_clicks;
+        self.click_events += other.click_events;
         self.last_clicked_at = self.last_clicked_at.max(other.last_clicked_at);
     }
 }
 
 impl ClickCounts {
-    pub fn add(&mut self, code: &ShortCode, campaign: &CampaignId, human: bool, at: DateTime<Utc>) {
+    pub fn add(
+        &mut self,
+        code: &ShortCode,
+        campaign: &CampaignId,
+        counted: Counted,
+        at: DateTime<Utc>,
+    ) {
         let at = at.timestamp_millis();
         match self.links.get_mut(code) {
-            Some(count) => count.add(human, at),
-            None => self.links.entry(code.clone()).or_default().add(human, at),
+            Some(count) => count.add(counted, at),
+            None => self.links.entry(code.clone()).or_default().add(counted, at),
         }
         match self.campaigns.get_mut(campaign) {
-            Some(count) => count.add(human, at),
+            Some(count) => count.add(counted, at),
             None => self
                 .campaigns
                 .entry(campaign.clone())
                 .or_default()
-                .add(human, at),
+                .add(counted, at),
         }
     }
 

@@ -46,32 +46,13 @@ pub(super) fn enqueue(
     Ok(())
 }
 
-/// Adds to the counters of one link and of its campaign.
-fn bump(
-    conn: &Connection,
-    code: &str,
-    campaign: &str,
-    count: &Count,
-    events: i64,
-) -> rusqlite::Result<()> {
-    bump_one(conn, "link_stats", "code", code, count, events)?;
-    bump_one(
-        conn,
-        "campaign_stats",
-        "campaign_id",
-        campaign,
-        count,
-        events,
-    )
-}
-
+/// Adds `count` to the counters row `id` of `table`.
 fn bump_one(
     conn: &Connection,
     table: &str,
     key: &str,
     id: &str,
     count: &Count,
-    events: i64,
 ) -> rusqlite::Result<()> {
     conn.prepare_cached(&format!(
         "INSERT INTO {table} ({key}, clicks, click_events, bot_clicks, last_clicked_at) \
@@ -82,14 +63,15 @@ fn bump_one(
     .execute(params![
         id,
         count.clicks as i64,
-        events,
+        count.click_events as i64,
         count.bot_clicks as i64,
         count.last_clicked_at
     ])?;
     Ok(())
 }
 
-/// Records one lead click; the window is judged in click time, as in the Redis store.
+/// Records one lead click; the window is judged in click time, as in the Redis store. Its
+/// counters are added with the other counts.
 fn record(
     conn: &Connection,
     click: &LeadClick,
@@ -97,18 +79,12 @@ fn record(
 ) -> rusqlite::Result<ClickOutcome> {
     let at = click.at.timestamp_millis();
     let window = click.window.as_millis() as i64;
-    let human = Count {
-        clicks: 1,
-        bot_clicks: 0,
-        last_clicked_at: Some(at),
-    };
-    let (code, campaign) = (click.code.as_str(), click.campaign_id.as_str());
+    let code = click.code.as_str();
     let opened: Option<i64> = conn
         .prepare_cached("SELECT opened_at FROM windows WHERE code = ?1")?
         .query_row([code], |r| r.get(0))
         .optional()?;
     if let Some(opened) = opened.filter(|o| at < o + window) {
-        bump(conn, code, campaign, &human, 0)?;
         return Ok(ClickOutcome::Deduplicated {
             window_opened_at: from_millis(opened),
         });
@@ -119,7 +95,6 @@ fn record(
          ON CONFLICT (code) DO UPDATE SET opened_at = ?2, expires_at = ?3",
     )?
     .execute(params![code, at, (at + window).max(now + window)])?;
-    bump(conn, code, campaign, &human, 1)?;
     enqueue(conn, &click.event, subs)?;
     Ok(ClickOutcome::Emitted)
 }
@@ -164,8 +139,7 @@ impl ClickStore for EmbeddedStore {
         let counts = counts.clone();
         self.write(move |conn| {
             for (code, count) in &counts.links {
-                bump_one(conn, "link_stats", "code", code.as_str(), count, 0)
-                    .map_err(unavailable)?;
+                bump_one(conn, "link_stats", "code", code.as_str(), count).map_err(unavailable)?;
             }
             for (campaign, count) in &counts.campaigns {
                 bump_one(
@@ -174,7 +148,6 @@ impl ClickStore for EmbeddedStore {
                     "campaign_id",
                     campaign.as_str(),
                     count,
-                    0,
                 )
                 .map_err(unavailable)?;
             }

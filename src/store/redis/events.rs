@@ -44,36 +44,29 @@ end
 
 /// One lead click. ARGV: code, campaign, click time (ms), window (ms), event id, event
 /// type, body, retention (ms). Answers `{2, at}` when it opened the window and queued the
-/// event, `{1, opened}` when a window opened at `opened` was still open.
+/// event, `{1, opened}` when a window opened at `opened` was still open. (The click's
+/// counters are added with the other counts, off this path.)
 ///
 /// The window is judged in click time, not arrival time, so that clicks buffered through
 /// a store outage and written late are deduplicated as they happened. The window key
-/// lives at least one window from now, which is all a later click can need.
+/// lives one window from now, which is all a later click can need.
 const LEAD_CLICK_BODY: &str = r"
 local code, campaign, at, window = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-local lstats, cstats = Q .. 'stats:link:' .. code, Q .. 'stats:campaign:' .. campaign
-for _, k in ipairs({lstats, cstats}) do
-  redis.call('HINCRBY', k, 'clicks', 1)
-  local last = tonumber(redis.call('HGET', k, 'lastClickedAt') or '0')
-  if at > last then redis.call('HSET', k, 'lastClickedAt', at) end
-end
 local wkey = Q .. 'window:' .. code
 local opened = tonumber(redis.call('GET', wkey) or '')
 if opened and at < opened + window then return {1, opened} end
-local now = redis.call('TIME')
-local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-redis.call('SET', wkey, at, 'PX', math.max(at + window - now_ms, window))
-redis.call('HINCRBY', lstats, 'clickEvents', 1)
-redis.call('HINCRBY', cstats, 'clickEvents', 1)
+redis.call('SET', wkey, at, 'PX', window)
 enqueue(ARGV[5], ARGV[6], campaign, ARGV[7], at, tonumber(ARGV[8]))
 return {2, at}
 ";
 
-/// Adds to a counter hash. ARGV: human clicks, bot clicks, latest human click (ms or 0).
+/// Adds to a counter hash. ARGV: human clicks, bot clicks, events, latest human click
+/// (ms or 0).
 const ADD_COUNTS: &str = r"
 if tonumber(ARGV[1]) > 0 then redis.call('HINCRBY', KEYS[1], 'clicks', ARGV[1]) end
 if tonumber(ARGV[2]) > 0 then redis.call('HINCRBY', KEYS[1], 'botClicks', ARGV[2]) end
-local at = tonumber(ARGV[3])
+if tonumber(ARGV[3]) > 0 then redis.call('HINCRBY', KEYS[1], 'clickEvents', ARGV[3]) end
+local at = tonumber(ARGV[4])
 if at > 0 and at > tonumber(redis.call('HGET', KEYS[1], 'lastClickedAt') or '0') then
   redis.call('HSET', KEYS[1], 'lastClickedAt', at)
 end
@@ -159,9 +152,15 @@ impl ClickStore for RedisStore {
                 )
             }));
         for (key, count) in keys {
+            if count.clicks == 0 && count.click_events == 0 {
+                // Bots only: a plain increment, no script.
+                pipe.hincr(key, "botClicks", count.bot_clicks).ignore();
+                continue;
+            }
             let mut cmd = ADD.call(&key);
             cmd.arg(count.clicks)
                 .arg(count.bot_clicks)
+                .arg(count.click_events)
                 .arg(count.last_clicked_at.unwrap_or(0));
             pipe.add_command(cmd).ignore();
         }

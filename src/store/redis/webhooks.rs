@@ -4,7 +4,7 @@ use super::super::{
     Attempt, DeliveryOutcome, DeliveryRecord, DeliveryStatus, DeliveryTask, Page, StoreError,
     Subscription, SubscriptionPatch, WebhookStore,
 };
-use super::{RedisStore, eval, unavailable};
+use super::{LuaScript, RedisStore, eval, unavailable};
 use crate::domain::{CampaignId, from_millis, now_millis};
 use crate::events::EventType;
 use async_trait::async_trait;
@@ -79,6 +79,9 @@ else
   end
 end
 return 1";
+
+static FINISHING: std::sync::LazyLock<LuaScript> =
+    std::sync::LazyLock::new(|| LuaScript::new(FINISH.to_owned()));
 
 /// Makes a delivery due now. KEYS[1] delivery. ARGV: sub id, event id, now (ms).
 const RETRY_NOW: &str = r"
@@ -398,50 +401,80 @@ impl WebhookStore for RedisStore {
             return Ok(Vec::new());
         }
         let mut pipe = redis::pipe();
+        // Each subscription once per batch; per delivery one HMGET of the event and one of
+        // the delivery.
+        let mut subs: Vec<&str> = entries
+            .iter()
+            .map(|(_, f)| f.get("s").map_or("", String::as_str))
+            .collect();
+        subs.sort_unstable();
+        subs.dedup();
+        for sub in &subs {
+            pipe.hget(SUBS, *sub).hget(SUB_FILTERS, *sub);
+        }
         for (_, fields) in &entries {
             let sub = fields.get("s").map_or("", String::as_str);
             let event = fields.get("e").map_or("", String::as_str);
-            pipe.hget(SUBS, sub)
-                .hget(SUB_FILTERS, sub)
-                .hget(format!("akti:{{q}}:event:{event}"), "b")
-                .hget(format!("akti:{{q}}:event:{event}"), "t")
-                .hget(delivery_key(sub, event), "status")
-                .hget(delivery_key(sub, event), "attempts");
+            pipe.cmd("HMGET")
+                .arg(format!("akti:{{q}}:event:{event}"))
+                .arg("b")
+                .arg("t");
+            pipe.cmd("HMGET")
+                .arg(delivery_key(sub, event))
+                .arg("status")
+                .arg("attempts");
         }
-        type Row = (
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-        );
-        let values: Vec<Option<String>> = pipe
+        let values: Vec<redis::Value> = pipe
             .query_async(&mut self.conn())
             .await
             .map_err(unavailable)?;
-        let rows: Vec<Row> = values
-            .chunks(6)
-            .map(|c| {
-                (
-                    c[0].clone(),
-                    c[1].clone(),
-                    c[2].clone(),
-                    c[3].clone(),
-                    c[4].clone(),
-                    c[5].clone(),
-                )
+        let mut values = values.into_iter();
+        let mut known: HashMap<String, Option<Subscription>> = HashMap::new();
+        for sub in &subs {
+            let json: Option<String> = values
+                .next()
+                .and_then(|v| redis::from_redis_value(v).ok())
+                .flatten();
+            let filter: Option<String> = values
+                .next()
+                .and_then(|v| redis::from_redis_value(v).ok())
+                .flatten();
+            let decoded = json
+                .map(|j| decode(sub, &j, filter.as_deref()))
+                .transpose()?;
+            known.insert((*sub).to_owned(), decoded);
+        }
+        type Pair = (Option<String>, Option<String>);
+        let rows: Vec<(
+            Option<Subscription>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        )> = entries
+            .iter()
+            .map(|(_, f)| {
+                let (body, event_type): Pair = values
+                    .next()
+                    .and_then(|v| redis::from_redis_value(v).ok())
+                    .unwrap_or_default();
+                let (status, attempts): Pair = values
+                    .next()
+                    .and_then(|v| redis::from_redis_value(v).ok())
+                    .unwrap_or_default();
+                let sub = known
+                    .get(f.get("s").map_or("", String::as_str))
+                    .cloned()
+                    .flatten();
+                (sub, body, event_type, status, attempts)
             })
             .collect();
         let mut tasks = Vec::with_capacity(entries.len());
-        for ((entry, fields), (json, filter, body, event_type, status, attempts)) in
+        for ((entry, fields), (subscription, body, event_type, status, attempts)) in
             entries.into_iter().zip(rows)
         {
             let sub_id = fields.get("s").cloned().unwrap_or_default();
             let event_id = fields.get("e").cloned().unwrap_or_default();
-            let subscription = json
-                .map(|j| decode(&sub_id, &j, filter.as_deref()))
-                .transpose()?;
             let usable = match (
                 subscription,
                 body,
@@ -505,7 +538,7 @@ impl WebhookStore for RedisStore {
             let attempt = attempt
                 .map(|a| serde_json::to_string(a).unwrap_or_default())
                 .unwrap_or_default();
-            let mut cmd = eval(FINISH, &delivery_key(&task.subscription.id, &task.event_id));
+            let mut cmd = FINISHING.call(&delivery_key(&task.subscription.id, &task.event_id));
             cmd.arg(&task.lease)
                 .arg(name)
                 .arg(attempt)
@@ -514,9 +547,7 @@ impl WebhookStore for RedisStore {
                 .arg(&task.event_id);
             pipe.add_command(cmd).ignore();
         }
-        pipe.query_async::<()>(&mut self.conn())
-            .await
-            .map_err(unavailable)
+        self.query_scripted(&FINISHING, &pipe).await
     }
 
     async fn list_deliveries(
