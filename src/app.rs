@@ -8,7 +8,7 @@ use crate::cache::LinkCache;
 use crate::clicks::recorder::ClickRecorder;
 use crate::config::{Config, StoreConfig};
 use crate::dispatch::Dispatcher;
-use crate::http::{self, AppState, admin};
+use crate::http::{self, AppState, Shared, admin};
 use crate::store::{ChangeListener, Store, StoreError, embedded::EmbeddedStore, redis::RedisStore};
 use axum::Router;
 use axum::response::IntoResponse;
@@ -64,13 +64,13 @@ impl App {
         crate::clicks::bots::warm_up();
         let (clicks, recorder) = ClickRecorder::spawn(store.clone(), config.dedup_window);
         let dispatcher = Dispatcher::new(store.clone(), &config);
-        let state = AppState {
+        let state = AppState::new(Shared {
             cache: Arc::new(LinkCache::new(config.cache_capacity, config.cache_ttl)),
-            auth: Arc::new(admin::auth::AdminAuth::new(&config.admin_tokens)),
+            auth: admin::auth::AdminAuth::new(&config.admin_tokens),
             config: Arc::new(config),
             store,
             clicks,
-        };
+        });
         Ok(Self {
             state,
             public,

@@ -24,7 +24,9 @@ pub struct CachedLink {
 }
 
 pub struct LinkCache {
-    links: Cache<ShortCode, Arc<CachedLink>>,
+    /// aHash with a random key: fast, and still resistant to crafted collisions (codes
+    /// come from request paths).
+    links: Cache<ShortCode, Arc<CachedLink>, ahash::RandomState>,
     epoch: AtomicU64,
     hits: metrics::Counter,
     misses: metrics::Counter,
@@ -36,7 +38,7 @@ impl LinkCache {
             links: Cache::builder()
                 .max_capacity(capacity)
                 .time_to_live(ttl)
-                .build(),
+                .build_with_hasher(ahash::RandomState::new()),
             epoch: AtomicU64::new(0),
             hits: metrics::counter!("akti_link_cache_total", "result" => "hit"),
             misses: metrics::counter!("akti_link_cache_total", "result" => "miss"),

@@ -52,7 +52,7 @@ pub struct ClickRecorder {
     /// across an await.
     counts: Arc<Mutex<ClickCounts>>,
     /// When each recently clicked lead's window opened (unix ms, click time).
-    windows: moka::sync::Cache<ShortCode, i64>,
+    windows: moka::sync::Cache<ShortCode, i64, ahash::RandomState>,
     window: Duration,
 }
 
@@ -65,7 +65,7 @@ impl ClickRecorder {
         let windows = moka::sync::Cache::builder()
             .max_capacity(KNOWN_WINDOWS)
             .time_to_live(window)
-            .build();
+            .build_with_hasher(ahash::RandomState::new());
         let recorder = Self {
             queue,
             counts: counts.clone(),
@@ -122,7 +122,7 @@ fn add_count(
 /// What the task shares with the handles.
 struct Shared {
     counts: Arc<Mutex<ClickCounts>>,
-    windows: moka::sync::Cache<ShortCode, i64>,
+    windows: moka::sync::Cache<ShortCode, i64, ahash::RandomState>,
 }
 
 async fn run(store: Arc<dyn Store>, mut receiver: mpsc::Receiver<Pending>, state: Shared) {

@@ -17,14 +17,31 @@ use crate::config::Config;
 use crate::store::Store;
 use std::sync::Arc;
 
-/// What every handler may use; clones are cheap (all `Arc`s).
+/// What every handler may use. One `Arc`, so that the clone axum makes for every request
+/// is a single atomic increment.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+pub struct Shared {
     pub config: Arc<Config>,
     pub store: Arc<dyn Store>,
     pub cache: Arc<LinkCache>,
-    pub auth: Arc<admin::auth::AdminAuth>,
+    pub auth: admin::auth::AdminAuth,
     pub clicks: ClickRecorder,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
 }
 
 impl AppState {

@@ -29,8 +29,8 @@ pub enum ClickOutcome {
 /// known to fall in an open window), summed per link and per campaign between writes.
 #[derive(Debug, Clone, Default)]
 pub struct ClickCounts {
-    pub links: HashMap<ShortCode, Count>,
-    pub campaigns: HashMap<CampaignId, Count>,
+    pub links: HashMap<ShortCode, Count, ahash::RandomState>,
+    pub campaigns: HashMap<CampaignId, Count, ahash::RandomState>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
