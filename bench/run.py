@@ -26,6 +26,8 @@ BASELINE = os.path.join(ROOT, "target/release/examples/baseline")
 LATENCY = os.path.join(ROOT, "target/release/examples/click_latency")
 LUA = os.path.join(ROOT, "bench/clicks.lua")
 QUICK = "--quick" in sys.argv
+# Phases to run (comma-separated): redirects, dispatcher, latency, memory. Default: all.
+ONLY = set(filter(None, os.environ.get("BENCH_ONLY", "redirects,dispatcher,latency,memory").split(",")))
 SECONDS = int(os.environ.get("BENCH_SECONDS", "5" if QUICK else "10"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "1" if QUICK else "3"))
 LINKS = int(os.environ.get("BENCH_LINKS", "20000" if QUICK else "100000"))
@@ -215,12 +217,28 @@ def main():
                "seconds": SECONDS, "rounds": ROUNDS, "links": LINKS}
     nginx_port, base_port = free_port(), free_port()
     nginx(nginx_port)
-
     redis = Redis()
     stores = {
-        "redis": lambda **env: {"AKTI_REDIS_URL": redis.url},
-        "embedded": lambda **env: {"AKTI_DATA_DIR": tempfile.mkdtemp(dir=WORK)},
+        "redis": lambda: {"AKTI_REDIS_URL": redis.url},
+        "embedded": lambda: {"AKTI_DATA_DIR": tempfile.mkdtemp(dir=WORK)},
     }
+    if "redirects" in ONLY:
+        redirects(results, stores, nginx_port, base_port)
+    if "dispatcher" in ONLY:
+        results["dispatcher"] = {store: dispatcher(store, nginx_port) for store in stores}
+    if "latency" in ONLY:
+        results["latency"] = latency(redis)
+    if "memory" in ONLY:
+        results["memory"] = memory()
+    report(results)
+    os.makedirs(os.path.join(ROOT, "bench/results"), exist_ok=True)
+    name = time.strftime("%Y-%m-%dT%H%M", time.gmtime()) + ("-quick" if QUICK else "") + ".json"
+    with open(os.path.join(ROOT, "bench/results", name), "w") as f:
+        json.dump(results, f, indent=2)
+
+
+def redirects(results, stores, nginx_port, base_port):
+    """S1 to S3 beside nginx and the axum baseline, and S6 (bulk creation)."""
     targets, bulk = {}, {}
     for store, store_env in stores.items():
         # S1 and S2 share an instance whose windows outlast the run; S3's window is 1 ms,
@@ -258,14 +276,6 @@ def main():
         for name, v in rounds.items()
     }
     results["bulk_links_per_s"] = bulk
-    results["dispatcher"] = {store: dispatcher(store, nginx_port) for store in stores}
-    results["latency"] = latency(redis)
-    results["memory"] = memory()
-    report(results)
-    os.makedirs(os.path.join(ROOT, "bench/results"), exist_ok=True)
-    name = time.strftime("%Y-%m-%dT%H%M", time.gmtime()) + ("-quick" if QUICK else "") + ".json"
-    with open(os.path.join(ROOT, "bench/results", name), "w") as f:
-        json.dump(results, f, indent=2)
 
 
 def dispatcher(store, nginx_port):
@@ -362,18 +372,21 @@ def machine():
 
 def report(r):
     print(f"\nakti-link benchmark, {r['date']}, {r['machine']}; {r['rounds']} rounds of {r['seconds']} s, medians")
-    print(f"\n| scenario | req/s | vs nginx | vs axum |\n| --- | ---: | ---: | ---: |")
-    for name, v in r["redirects"].items():
-        print(f"| {name} | {v['rps']:,.0f} | {v['vs_nginx']:.2f} | {v['vs_axum']:.2f} |")
-    print()
-    for store, rate in r["bulk_links_per_s"].items():
-        print(f"- S6 bulk creation ({store}): {rate:,.0f} links/s")
-    for store, d in r["dispatcher"].items():
+    if "redirects" in r:
+        print("\n| scenario | req/s | vs nginx | vs axum |\n| --- | ---: | ---: | ---: |")
+        for name, v in r["redirects"].items():
+            print(f"| {name} | {v['rps']:,.0f} | {v['vs_nginx']:.2f} | {v['vs_axum']:.2f} |")
+        print()
+        for store, rate in r["bulk_links_per_s"].items():
+            print(f"- S6 bulk creation ({store}): {rate:,.0f} links/s")
+    for store, d in r.get("dispatcher", {}).items():
         print(f"- S4 dispatcher ({store}): {d['deliveries_per_s']:,.0f} deliveries/s ({d['events']} events in {d['seconds']:.1f} s)")
-    lat = r["latency"]
-    print(f"- S5 click-to-webhook at 1,000/s (redis): p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms ({lat['received']}/{lat['sent']} received)")
-    m = r["memory"]
-    print(f"- S7 memory: {m['bytes_per_cached_link']:.0f} B resident per cached link ({m['cached']:.0f} cached, {m['stored_links']} stored; base {m['base_rss'] / 2**20:.1f} MiB)")
+    if "latency" in r:
+        lat = r["latency"]
+        print(f"- S5 click-to-webhook at 1,000/s (redis): p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms ({lat['received']}/{lat['sent']} received)")
+    if "memory" in r:
+        m = r["memory"]
+        print(f"- S7 memory: {m['bytes_per_cached_link']:.0f} B resident per cached link ({m['cached']:.0f} cached, {m['stored_links']} stored; base {m['base_rss'] / 2**20:.1f} MiB)")
 
 
 if __name__ == "__main__":

@@ -32,13 +32,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// Attempts in flight per subscription.
-pub const PER_SUBSCRIPTION: usize = 32;
+pub const PER_SUBSCRIPTION: usize = 64;
 /// Deliveries waiting for a slot of their subscription.
-pub const QUEUED_PER_SUBSCRIPTION: usize = 64;
+pub const QUEUED_PER_SUBSCRIPTION: usize = 128;
 /// Deliveries in flight or waiting, per instance.
 const IN_FLIGHT: usize = 2048;
 /// Most deliveries leased in one claim.
-const CLAIM_BATCH: usize = 256;
+const CLAIM_BATCH: usize = 128;
 /// How long a claim waits for work before looking again.
 const CLAIM_WAIT: Duration = Duration::from_millis(500);
 /// How long a delivery over its subscription's queue waits before it is looked at again.
@@ -63,6 +63,8 @@ pub struct Dispatcher {
     /// This instance's name in the consumer group.
     consumer: String,
     capacity: Arc<Semaphore>,
+    /// Told whenever an attempt finishes, for a claim loop waiting for room.
+    room: tokio::sync::Notify,
     /// A std mutex: held only to look up or insert, never across an await.
     per_subscription: Mutex<HashMap<String, Arc<Slots>>>,
     tracker: TaskTracker,
@@ -78,6 +80,7 @@ impl Dispatcher {
             allow_private: config.webhook_allow_private,
             consumer: crate::domain::random_id("dispatcher-", 12),
             capacity: Arc::new(Semaphore::new(IN_FLIGHT)),
+            room: tokio::sync::Notify::new(),
             per_subscription: Mutex::default(),
             tracker: TaskTracker::new(),
         })
@@ -114,8 +117,18 @@ impl Dispatcher {
             };
             match tasks {
                 Ok(tasks) => {
+                    let mut deferred = false;
                     for task in tasks {
-                        self.start(task, &finished).await;
+                        deferred |= !self.start(task, &finished).await;
+                    }
+                    if deferred {
+                        // A subscription's queue is full: claiming more now would only
+                        // put more back. Wait for an attempt to finish (or a moment).
+                        tokio::select! {
+                            () = shutdown.cancelled() => break,
+                            () = self.room.notified() => {}
+                            () = tokio::time::sleep(DEFER) => {}
+                        }
                     }
                 }
                 Err(e) => {
@@ -160,9 +173,15 @@ impl Dispatcher {
             .clone()
     }
 
-    async fn start(self: &Arc<Self>, task: DeliveryTask, finished: &mpsc::Sender<Finished>) {
+    /// Starts an attempt, or puts the delivery back when its subscription's queue is full
+    /// (answers `false` then).
+    async fn start(
+        self: &Arc<Self>,
+        task: DeliveryTask,
+        finished: &mpsc::Sender<Finished>,
+    ) -> bool {
         let Ok(permit) = self.capacity.clone().acquire_owned().await else {
-            return;
+            return true;
         };
         let this = self.clone();
         let finished = finished.clone();
@@ -173,7 +192,7 @@ impl Dispatcher {
             let _ = finished
                 .send((task, DeliveryOutcome::Deferred(later)))
                 .await;
-            return;
+            return false;
         }
         self.tracker.spawn(async move {
             let slot = slots.in_flight.clone().acquire_owned().await;
@@ -183,7 +202,9 @@ impl Dispatcher {
                 let _ = finished.send((task, outcome)).await;
             }
             drop((slot, permit));
+            this.room.notify_one();
         });
+        true
     }
 
     async fn attempt(&self, task: &DeliveryTask) -> DeliveryOutcome {
