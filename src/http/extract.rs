@@ -32,3 +32,27 @@ impl From<QueryRejection> for ApiError {
         }
     }
 }
+
+/// For `Option<Option<T>>` fields with `#[serde(default, deserialize_with = "present")]`:
+/// tells a field sent as `null` (`Some(None)`) from a field left out (`None`).
+pub fn present<'de, D, T>(de: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(de).map(Some)
+}
+
+/// The `limit` of a list: 1 to 1000, 50 when absent.
+pub fn page_limit(limit: Option<&str>) -> Result<usize, ApiError> {
+    const DEFAULT_PAGE: usize = 50;
+    const MAX_PAGE: usize = 1000;
+    match limit {
+        None => Ok(DEFAULT_PAGE),
+        Some(s) => s
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_PAGE).contains(n))
+            .ok_or_else(|| ApiError::invalid("limit", "must be a number from 1 to 1000")),
+    }
+}

@@ -282,3 +282,11 @@ pub enum StatusRecorded {
     /// No such message (or it expired).
     UnknownMessage,
 }
+
+/// Reads a delivery log cursor, `<created ms>:<event id>` of the last item of a page (both
+/// stores list newest first, by time then event id).
+pub fn delivery_cursor(cursor: &str) -> Result<(i64, String), super::StoreError> {
+    let invalid = || super::StoreError::InvalidCursor;
+    let (ms, id) = cursor.split_once(':').ok_or_else(invalid)?;
+    Ok((ms.parse().map_err(|_| invalid())?, id.to_owned()))
+}

@@ -2,7 +2,7 @@
 
 use super::super::AppState;
 use super::super::error::ApiError;
-use super::super::extract::{Json, Query};
+use super::super::extract::{Json, Query, page_limit};
 use crate::domain::{
     CampaignId, Destination, ExternalLeadId, InvalidValue, Link, LinkPatch, NewLink, Phone,
     ShortCode, format_time,
@@ -12,14 +12,12 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Most leads in one bulk call.
 pub const MAX_BULK_LEADS: usize = 10_000;
-const DEFAULT_PAGE: usize = 50;
-const MAX_PAGE: usize = 1000;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -121,16 +119,9 @@ pub struct PatchLink {
     url: Option<String>,
     disabled: Option<bool>,
     /// RFC 3339, or `null` to remove the expiry.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "super::super::extract::present")]
     #[schema(value_type = Option<String>)]
     expires_at: Option<Option<String>>,
-}
-
-/// Tells a field sent as `null` (`Some(None)`) from a field left out (`None`).
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-    de: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(de).map(Some)
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -225,14 +216,7 @@ impl PatchLink {
 
 impl ListParams {
     fn validate(self) -> Result<LinkQuery, ApiError> {
-        let limit = match self.limit.as_deref() {
-            None => DEFAULT_PAGE,
-            Some(s) => s
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=MAX_PAGE).contains(n))
-                .ok_or_else(|| ApiError::invalid("limit", "must be a number from 1 to 1000"))?,
-        };
+        let limit = page_limit(self.limit.as_deref())?;
         let phone = self.phone.map(|p| match p.strip_prefix(' ') {
             Some(rest) => format!("+{rest}"),
             None => p,

@@ -2,20 +2,18 @@
 
 use super::super::AppState;
 use super::super::error::ApiError;
-use super::super::extract::{Json, Query};
+use super::super::extract::{Json, Query, page_limit};
 use crate::dispatch::{signing, ssrf};
 use crate::domain::{CampaignId, Destination, format_time, now_millis, random_id};
 use crate::events::EventType;
 use crate::store::{Attempt, DeliveryRecord, DeliveryStatus, Subscription, SubscriptionPatch};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 const MAX_DESCRIPTION: usize = 1024;
-const DEFAULT_PAGE: usize = 50;
-const MAX_PAGE: usize = 1000;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -82,24 +80,18 @@ pub struct CreateWebhook {
 pub struct PatchWebhook {
     url: Option<String>,
     /// `null` for every event type.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "super::super::extract::present")]
     #[schema(value_type = Option<Vec<String>>)]
     event_types: Option<Option<Vec<String>>>,
     /// `null` for every campaign.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "super::super::extract::present")]
     #[schema(value_type = Option<Vec<String>>)]
     campaign_ids: Option<Option<Vec<String>>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "super::super::extract::present")]
     #[schema(value_type = Option<String>)]
     description: Option<Option<String>>,
     /// `false` re-enables a subscription disabled by a 410.
     disabled: Option<bool>,
-}
-
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-    de: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(de).map(Some)
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -176,17 +168,6 @@ pub struct DeliveryParams {
     cursor: Option<String>,
     /// 1 to 1000, default 50.
     limit: Option<String>,
-}
-
-fn page_limit(limit: Option<&str>) -> Result<usize, ApiError> {
-    match limit {
-        None => Ok(DEFAULT_PAGE),
-        Some(s) => s
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=MAX_PAGE).contains(n))
-            .ok_or_else(|| ApiError::invalid("limit", "must be a number from 1 to 1000")),
-    }
 }
 
 /// A target the dispatcher may post to: an http(s) URL like a link's destination, and,

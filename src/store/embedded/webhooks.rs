@@ -2,7 +2,7 @@
 
 use super::super::{
     Attempt, DeliveryOutcome, DeliveryRecord, DeliveryStatus, DeliveryTask, EVENT_RETENTION, Page,
-    StoreError, Subscription, SubscriptionPatch, WebhookStore,
+    StoreError, Subscription, SubscriptionPatch, WebhookStore, delivery_cursor,
 };
 use super::{EmbeddedStore, unavailable};
 use crate::domain::{CampaignId, from_millis, now_millis};
@@ -370,13 +370,7 @@ impl WebhookStore for EmbeddedStore {
     ) -> Result<Page<DeliveryRecord>, StoreError> {
         let before = match cursor {
             None => (i64::MAX, String::new()),
-            Some(c) => {
-                let (ms, id) = c.split_once(':').ok_or(StoreError::InvalidCursor)?;
-                (
-                    ms.parse().map_err(|_| StoreError::InvalidCursor)?,
-                    id.to_owned(),
-                )
-            }
+            Some(c) => delivery_cursor(c)?,
         };
         let (sub_id, status) = (sub_id.to_owned(), status.map(DeliveryStatus::as_str));
         self.read(move |conn| {

@@ -3,7 +3,7 @@
 use super::super::{
     ChangeListener, Created, LinkChange, LinkPage, LinkQuery, LinkStore, StoreError,
 };
-use super::{RedisStore, eval};
+use super::{LuaScript, RedisStore, eval};
 use crate::domain::{
     CampaignId, Destination, ExternalLeadId, Link, LinkPatch, NewLink, Phone, ShortCode,
     from_millis, now_millis,
@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::sync::LazyLock;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -34,6 +35,10 @@ if current == false or current == ARGV[2] then
   return ARGV[1]
 end
 return current";
+
+/// The two scripts of bulk creation, called by SHA.
+static CLAIMING: LazyLock<LuaScript> = LazyLock::new(|| LuaScript::new(CLAIM_CODE.to_owned()));
+static BINDING: LazyLock<LuaScript> = LazyLock::new(|| LuaScript::new(BIND_IDENTITY.to_owned()));
 
 /// Deletes an identity only if it still names this code. KEYS[1] identity; ARGV[1] code.
 const UNBIND_IDENTITY: &str = r"
@@ -185,16 +190,13 @@ impl RedisStore {
             }
             let mut pipe = redis::pipe();
             for &i in &pending {
-                let mut cmd = eval(CLAIM_CODE, &link_key(links[i].code.as_str()));
+                let mut cmd = CLAIMING.call(&link_key(links[i].code.as_str()));
                 for (field, value) in link_fields(&links[i]) {
                     cmd.arg(field).arg(value);
                 }
                 pipe.add_command(cmd);
             }
-            let claimed: Vec<bool> = pipe
-                .query_async(&mut self.conn())
-                .await
-                .map_err(StoreError::unavailable)?;
+            let claimed: Vec<bool> = self.query_scripted(&CLAIMING, &pipe).await?;
             let mut retry = Vec::new();
             for (&i, ok) in pending.iter().zip(claimed) {
                 if ok {
@@ -334,16 +336,13 @@ impl LinkStore for RedisStore {
             for ((_, _, _, dead), link) in fresh.iter().zip(&claimed) {
                 let (c, p, u) = link.identity();
                 pipe.add_command({
-                    let mut cmd = eval(BIND_IDENTITY, &identity_key(c, p, u));
+                    let mut cmd = BINDING.call(&identity_key(c, p, u));
                     cmd.arg(link.code.as_str())
                         .arg(dead.as_deref().unwrap_or(""));
                     cmd
                 });
             }
-            let bound: Vec<String> = pipe
-                .query_async(&mut self.conn())
-                .await
-                .map_err(StoreError::unavailable)?;
+            let bound: Vec<String> = self.query_scripted(&BINDING, &pipe).await?;
             let mut lost_races: Vec<(usize, String)> = Vec::new();
             let mut won: Vec<&Link> = Vec::new();
             for (((slot, ..), link), winner) in fresh.iter().zip(&claimed).zip(bound) {

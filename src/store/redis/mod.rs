@@ -18,14 +18,15 @@
 //! | channel `akti:link-changes` | pub/sub | codes of links that changed, so that every instance drops them from its cache |
 //!
 //! Clicks, events and deliveries ([`events`], [`webhooks`]) all carry the tag `{q}`: a
-//! click's script opens the window, bumps counters and fans the event out to deliveries
-//! atomically, so these keys must live in one slot. (Sharding them over several tags is
+//! lead click's script opens the window and fans the event out to deliveries atomically,
+//! and a delivery's outcome moves it between the stream and the retry set, so these keys
+//! must live in one slot. (Sharding them over several tags is
 //! the step after Cluster, if one slot's throughput is ever the limit.)
 //!
 //! | key | type | holds |
 //! | --- | --- | --- |
 //! | `akti:{q}:window:<code>` | string | the click time (ms) that opened the lead's dedup window; expires with it |
-//! | `akti:{q}:stats:link:<code>` | hash | `clicks`, `clickEvents`, `botClicks`, `lastClickedAt` (ms) |
+//! | `akti:{q}:stats:link:<code>` | hash | `clicks`, `clickEvents`, `botClicks`, `lastClickedAt` (ms); added to by each instance's counts flush |
 //! | `akti:{q}:stats:campaign:<campaign>` | hash | the same, summed, and `messagesSent`, `messagesDelivered` |
 //! | `akti:{q}:subs` | hash | subscription id → JSON record |
 //! | `akti:{q}:sub-filters` | hash | subscription id → `<disabled 0/1>|,<types>,|,<campaigns>,` (empty: all), read by the fan-out |

@@ -2,7 +2,7 @@
 
 use super::super::{
     Attempt, DeliveryOutcome, DeliveryRecord, DeliveryStatus, DeliveryTask, Page, StoreError,
-    Subscription, SubscriptionPatch, WebhookStore,
+    Subscription, SubscriptionPatch, WebhookStore, delivery_cursor,
 };
 use super::{LuaScript, RedisStore, eval, unavailable};
 use crate::domain::{CampaignId, from_millis, now_millis};
@@ -158,6 +158,20 @@ fn decode(id: &str, json: &str, filter: Option<&str>) -> Result<Subscription, St
     })
 }
 
+/// A stream entry as its id and its fields.
+fn entry_fields(entry: redis::streams::StreamId) -> (String, HashMap<String, String>) {
+    let fields = entry
+        .map
+        .iter()
+        .filter_map(|(k, v)| {
+            redis::from_redis_value_ref::<String>(v)
+                .ok()
+                .map(|v| (k.clone(), v))
+        })
+        .collect();
+    (entry.id, fields)
+}
+
 fn order_member(sub: &Subscription) -> String {
     format!("{:013}:{}", sub.created_at.timestamp_millis(), sub.id)
 }
@@ -224,18 +238,7 @@ impl RedisStore {
             .keys
             .into_iter()
             .flat_map(|k| k.ids)
-            .map(|entry| {
-                let fields = entry
-                    .map
-                    .iter()
-                    .filter_map(|(k, v)| {
-                        redis::from_redis_value_ref::<String>(v)
-                            .ok()
-                            .map(|v| (k.clone(), v))
-                    })
-                    .collect();
-                (entry.id, fields)
-            })
+            .map(entry_fields)
             .collect())
     }
 
@@ -274,22 +277,7 @@ impl RedisStore {
             Err(e) if e.code() == Some("NOGROUP") => return Ok(Vec::new()),
             Err(e) => return Err(unavailable(e)),
         };
-        Ok(reply
-            .claimed
-            .into_iter()
-            .map(|entry| {
-                let fields = entry
-                    .map
-                    .iter()
-                    .filter_map(|(k, v)| {
-                        redis::from_redis_value_ref::<String>(v)
-                            .ok()
-                            .map(|v| (k.clone(), v))
-                    })
-                    .collect();
-                (entry.id, fields)
-            })
-            .collect())
+        Ok(reply.claimed.into_iter().map(entry_fields).collect())
     }
 }
 
@@ -559,16 +547,7 @@ impl WebhookStore for RedisStore {
     ) -> Result<Page<DeliveryRecord>, StoreError> {
         // Cursor `<ms>:<event id>`: the last item of the previous page. Newest first, and
         // among equal times by event id descending, as `ZRANGE … REV` orders them.
-        let after = match cursor {
-            None => None,
-            Some(c) => {
-                let (ms, id) = c.split_once(':').ok_or(StoreError::InvalidCursor)?;
-                Some((
-                    ms.parse::<i64>().map_err(|_| StoreError::InvalidCursor)?,
-                    id.to_owned(),
-                ))
-            }
-        };
+        let after = cursor.map(delivery_cursor).transpose()?;
         // One fixed upper bound and a growing offset: every member is looked at once,
         // however many share a timestamp, and events added meanwhile (newer) are not.
         let max = after
