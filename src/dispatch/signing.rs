@@ -10,9 +10,12 @@ use sha2::Sha256;
 
 const PREFIX: &str = "whsec_";
 
-/// A new secret: `whsec_` and base64 of 32 random bytes from the OS CSPRNG.
+/// A new secret: `whsec_` and base64 of 32 random bytes from a CSPRNG.
 pub fn new_secret() -> String {
-    format!("{PREFIX}{}", STANDARD.encode(nanoid::rngs::default(32)))
+    format!(
+        "{PREFIX}{}",
+        STANDARD.encode(crate::domain::random_bytes(32))
+    )
 }
 
 /// The signing key of a secret (the bytes behind `whsec_`).

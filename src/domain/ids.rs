@@ -15,12 +15,22 @@ const CODE_ALPHABET: [char; 62] = [
     '5', '6', '7', '8', '9',
 ];
 
+/// `len` random bytes from the thread's CSPRNG (ChaCha12, seeded and periodically
+/// reseeded from the operating system). nanoid's own default seeds a fresh generator from
+/// the OS on every call, which costs more than the rest of creating a link.
+pub fn random_bytes(len: usize) -> Vec<u8> {
+    use rand::Rng;
+    let mut bytes = vec![0; len];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes
+}
+
 /// A random identifier: `prefix` and `len` characters of the 62 letters and digits, from
-/// the operating system's CSPRNG. Used for event and subscription ids.
+/// a CSPRNG. Used for event and subscription ids.
 pub fn random_id(prefix: &str, len: usize) -> String {
     let mut id = String::with_capacity(prefix.len() + len);
     id.push_str(prefix);
-    id.push_str(&nanoid::format(nanoid::rngs::default, &CODE_ALPHABET, len));
+    id.push_str(&nanoid::format(random_bytes, &CODE_ALPHABET, len));
     id
 }
 
@@ -53,10 +63,10 @@ impl ShortCode {
         check_id("code", s).is_ok()
     }
 
-    /// A fresh code of `len` characters drawn from the 62 letters and digits. nanoid reads
-    /// the operating system's CSPRNG and masks bytes without modulo bias.
+    /// A fresh code of `len` characters drawn from the 62 letters and digits, from a CSPRNG
+    /// ([`random_bytes`]); nanoid masks the bytes without modulo bias.
     pub fn generate(len: usize) -> Self {
-        Self(nanoid::format(nanoid::rngs::default, &CODE_ALPHABET, len))
+        Self(nanoid::format(random_bytes, &CODE_ALPHABET, len))
     }
 
     /// For values read back from our own store, which only ever holds parsed codes.

@@ -9,7 +9,7 @@ mod link;
 mod phone;
 mod url;
 
-pub use ids::{CampaignId, ExternalLeadId, ShortCode, random_id};
+pub use ids::{CampaignId, ExternalLeadId, ShortCode, random_bytes, random_id};
 pub use link::{Gone, Link, LinkPatch, NewLink};
 pub use phone::Phone;
 pub use url::Destination;

@@ -285,18 +285,26 @@ async fn create_link(
 async fn create_links_bulk(
     State(state): State<AppState>,
     Json(body): Json<CreateLinksBulk>,
-) -> Result<axum::Json<LinkList>, ApiError> {
+) -> Result<Response, ApiError> {
     let links = body.validate()?;
     let created = state
         .store
         .create_links(links, state.config.code_length)
         .await?;
-    Ok(axum::Json(LinkList {
+    let list = LinkList {
         links: created
             .iter()
             .map(|c| LinkBody::new(&state, &c.link))
             .collect(),
-    }))
+    };
+    // Sized up front: 10,000 links are megabytes, which axum's Json would reach by doubling.
+    let mut json = Vec::with_capacity(64 + list.links.len() * 320);
+    serde_json::to_writer(&mut json, &list).map_err(|e| ApiError::Internal(Box::new(e)))?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        json,
+    )
+        .into_response())
 }
 
 #[utoipa::path(get, path = "/v1/links/{code}", tag = "links",

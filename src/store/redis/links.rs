@@ -62,9 +62,14 @@ fn identity_key(campaign: &CampaignId, phone: Option<&Phone>, url: &Destination)
     hash.update(phone.map_or("", Phone::as_str));
     hash.update([0]);
     hash.update(url.as_str());
-    let digest = hash.finalize();
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("akti:identity:{{{}}}:{hex}", campaign.as_str())
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut key = format!("akti:identity:{{{}}}:", campaign.as_str());
+    key.reserve(64);
+    for b in hash.finalize() {
+        key.push(HEX[usize::from(b >> 4)] as char);
+        key.push(HEX[usize::from(b & 15)] as char);
+    }
+    key
 }
 
 pub(super) fn campaign_index(campaign: &CampaignId) -> String {
