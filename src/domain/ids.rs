@@ -2,6 +2,7 @@
 
 use super::InvalidValue;
 use std::fmt;
+use std::sync::Arc;
 
 /// The longest custom code or campaign id we accept.
 const MAX_ID_LEN: usize = 64;
@@ -48,14 +49,15 @@ fn check_id(field: &'static str, s: &str) -> Result<(), InvalidValue> {
     Ok(())
 }
 
-/// The path segment of a short URL (`https://link.akti.fyi/<code>`).
+/// The path segment of a short URL (`https://link.akti.fyi/<code>`). Shared (`Arc<str>`):
+/// every click copies it into counters and events, so a clone must not allocate.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ShortCode(String);
+pub struct ShortCode(Arc<str>);
 
 impl ShortCode {
     pub fn parse(s: &str) -> Result<Self, InvalidValue> {
         check_id("code", s)?;
-        Ok(Self(s.to_owned()))
+        Ok(Self(s.into()))
     }
 
     /// Whether `s` could be a code, without allocating (the redirect path's first check).
@@ -66,12 +68,12 @@ impl ShortCode {
     /// A fresh code of `len` characters drawn from the 62 letters and digits, from a CSPRNG
     /// ([`random_bytes`]); nanoid masks the bytes without modulo bias.
     pub fn generate(len: usize) -> Self {
-        Self(nanoid::format(random_bytes, &CODE_ALPHABET, len))
+        Self(nanoid::format(random_bytes, &CODE_ALPHABET, len).into())
     }
 
     /// For values read back from our own store, which only ever holds parsed codes.
     pub fn from_trusted(s: String) -> Self {
-        Self(s)
+        Self(s.into())
     }
 
     pub fn as_str(&self) -> &str {
@@ -85,18 +87,19 @@ impl fmt::Display for ShortCode {
     }
 }
 
-/// The customer's campaign identifier; every link belongs to exactly one.
+/// The customer's campaign identifier; every link belongs to exactly one. Shared like
+/// [`ShortCode`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct CampaignId(String);
+pub struct CampaignId(Arc<str>);
 
 impl CampaignId {
     pub fn parse(s: &str) -> Result<Self, InvalidValue> {
         check_id("campaignId", s)?;
-        Ok(Self(s.to_owned()))
+        Ok(Self(s.into()))
     }
 
     pub fn from_trusted(s: String) -> Self {
-        Self(s)
+        Self(s.into())
     }
 
     pub fn as_str(&self) -> &str {
@@ -131,8 +134,14 @@ impl ExternalLeadId {
     }
 }
 
-// Lets the redirect cache be probed with the request's `&str` without allocating.
+// Lets maps keyed by these be probed with a `&str` without allocating.
 impl std::borrow::Borrow<str> for ShortCode {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for CampaignId {
     fn borrow(&self) -> &str {
         &self.0
     }
