@@ -47,9 +47,9 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 /// `GET /{code}` (axum answers `HEAD` with the same handler, without the body).
 async fn redirect(
     State(state): State<AppState>,
-    method: Method,
-    headers: HeaderMap,
     Path(code): Path<String>,
+    // Taken whole (it is the last extractor) so that its headers are read, not cloned.
+    request: axum::extract::Request,
 ) -> Response {
     // Junk paths are answered without touching the cache or the store.
     if !ShortCode::is_valid(&code) {
@@ -58,8 +58,8 @@ async fn redirect(
     match state.cache.lookup(&code, state.store.as_ref()).await {
         Ok(Some(entry)) => match entry.link.check_live(chrono::Utc::now()) {
             Ok(()) => {
-                if method != Method::HEAD {
-                    record_click(&state, &headers, &entry).await;
+                if request.method() != Method::HEAD {
+                    record_click(&state, request.headers(), &entry).await;
                 }
                 found(entry.location.clone())
             }
