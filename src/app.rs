@@ -99,7 +99,7 @@ impl App {
     }
 
     /// Serves until the shutdown token is cancelled, then lets in-flight requests finish
-    /// (up to [`DRAIN_DEADLINE`]), writes the clicks they recorded, and gives deliveries in
+    /// (up to `DRAIN_DEADLINE`), writes the clicks they recorded, and gives deliveries in
     /// flight the same time to finish.
     pub async fn run(self) -> std::io::Result<()> {
         let Self {

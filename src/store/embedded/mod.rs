@@ -10,7 +10,7 @@
 //! Reads use a small pool of separate connections; WAL lets them run while the writer
 //! commits.
 //!
-//! The schema is in [`SCHEMA`]: links, click counters and dedup windows, subscriptions,
+//! The schema is in `SCHEMA`: links, click counters and dedup windows, subscriptions,
 //! events and one delivery row per event and subscription, leased to the dispatcher while
 //! an attempt runs.
 

@@ -6,7 +6,7 @@
 //! one script touches together share it, so that a move to Cluster needs only these tags,
 //! not a redesign.
 //!
-//! Links ([`links`]); every command touches one key:
+//! Links (`links.rs`); every command touches one key:
 //!
 //! | key | type | holds |
 //! | --- | --- | --- |
@@ -17,7 +17,7 @@
 //! | `akti:index:phone:{<phone>}` | sorted set | the same members, for one lead |
 //! | channel `akti:link-changes` | pub/sub | codes of links that changed, so that every instance drops them from its cache |
 //!
-//! Clicks, events and deliveries ([`events`], [`webhooks`]) all carry the tag `{q}`: a
+//! Clicks, events and deliveries (`events.rs`, `webhooks.rs`) all carry the tag `{q}`: a
 //! lead click's script opens the window and fans the event out to deliveries atomically,
 //! and a delivery's outcome moves it between the stream and the retry set, so these keys
 //! must live in one slot. (Sharding them over several tags is
@@ -29,13 +29,13 @@
 //! | `akti:{q}:stats:link:<code>` | hash | `clicks`, `clickEvents`, `botClicks`, `lastClickedAt` (ms); added to by each instance's counts flush |
 //! | `akti:{q}:stats:campaign:<campaign>` | hash | the same, summed, and `messagesSent`, `messagesDelivered` |
 //! | `akti:{q}:subs` | hash | subscription id → JSON record |
-//! | `akti:{q}:sub-filters` | hash | subscription id → `<disabled 0/1>|,<types>,|,<campaigns>,` (empty: all), read by the fan-out |
+//! | `akti:{q}:sub-filters` | hash | subscription id → disabled flag, event types and campaign ids, bar-separated, lists comma-wrapped (empty: all); read by the fan-out |
 //! | `akti:{q}:sub-order` | sorted set | `<created ms>:<id>` at score 0, for listing |
 //! | `akti:{q}:event:<event id>` | hash | `t` type, `b` body, `at` created; kept for [`EVENT_RETENTION`] |
 //! | `akti:{q}:delivery:<sub id>:<event id>` | hash | `status`, `attempts` (JSON array), `next` (ms), `t`, `at`; kept as long |
 //! | `akti:{q}:log:<sub id>` | sorted set | event ids by creation time: the delivery log |
 //! | `akti:{q}:ready` | stream | deliveries due now (`s` sub, `e` event), read by the consumer group `dispatchers` |
-//! | `akti:{q}:retry` | sorted set | `<sub id>|<event id>` by due time (ms) |
+//! | `akti:{q}:retry` | sorted set | sub id and event id, joined by a bar, by due time (ms) |
 //! | `akti:{q}:message:<id>` | hash | a message: `c`, `p`, `x`, `o` original body, `b` rewritten body, `l` links (JSON), `at`, `exp`, and `s:<status>` (ms) once reported; expires after `AKTI_MESSAGE_TTL` |
 //!
 //! A delivery is in `ready` (due, or leased to a dispatcher until it acknowledges it) or in
