@@ -428,3 +428,39 @@ async fn the_delivery_log_pages_through_events_of_the_same_millisecond(backend: 
     assert_eq!(seen.len(), 250);
     assert_eq!(unique.len(), 250);
 }
+
+on_both_stores!(concurrent_creations_of_one_identity_make_one_link);
+
+/// Racing creators of the same identity all get the same link, and exactly one of them
+/// created it.
+async fn concurrent_creations_of_one_identity_make_one_link(backend: Backend) {
+    let f = open(backend);
+    let store: std::sync::Arc<dyn Store> = std::sync::Arc::from(f.store);
+    let racers: Vec<_> = (0..16)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .create_links(vec![new_link("c", Some("+155"), "https://race.test/")], 8)
+                    .await
+                    .unwrap()
+                    .remove(0)
+            })
+        })
+        .collect();
+    let mut created = Vec::new();
+    for racer in racers {
+        created.push(racer.await.unwrap());
+    }
+    let codes: HashSet<&str> = created.iter().map(|c| c.link.code.as_str()).collect();
+    assert_eq!(codes.len(), 1, "{codes:?}");
+    assert_eq!(created.iter().filter(|c| c.is_new).count(), 1);
+    let page = store
+        .list_links(&LinkQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.links.len(), 1, "no orphan left in the index");
+}
