@@ -226,6 +226,20 @@ fn description(d: String) -> Result<String, ApiError> {
     Ok(d)
 }
 
+/// Applies `patch` and answers with the subscription.
+async fn update(
+    state: &AppState,
+    id: &str,
+    patch: &SubscriptionPatch,
+) -> Result<axum::Json<WebhookBody>, ApiError> {
+    let sub = state
+        .store
+        .update_subscription(id, patch)
+        .await?
+        .ok_or(ApiError::NotFound("webhook"))?;
+    Ok(axum::Json(WebhookBody::from(&sub)))
+}
+
 async fn find(state: &AppState, id: &str) -> Result<Subscription, ApiError> {
     state
         .store
@@ -312,12 +326,7 @@ async fn patch_webhook(
         disabled: body.disabled,
         secret: None,
     };
-    let sub = state
-        .store
-        .update_subscription(&id, &patch)
-        .await?
-        .ok_or(ApiError::NotFound("webhook"))?;
-    Ok(axum::Json(WebhookBody::from(&sub)))
+    update(&state, &id, &patch).await
 }
 
 #[utoipa::path(delete, path = "/v1/webhooks/{id}", tag = "webhooks",
@@ -345,12 +354,7 @@ async fn rotate_secret(
         secret: Some(signing::new_secret()),
         ..Default::default()
     };
-    let sub = state
-        .store
-        .update_subscription(&id, &patch)
-        .await?
-        .ok_or(ApiError::NotFound("webhook"))?;
-    Ok(axum::Json(WebhookBody::from(&sub)))
+    update(&state, &id, &patch).await
 }
 
 /// The delivery log, newest first.
