@@ -206,7 +206,13 @@ fn remember(state: &Shared, clicks: &[LeadClick], outcomes: &[ClickOutcome]) {
 
 /// Writes the summed counts; on failure keeps them for the next flush.
 async fn write_counts(store: &dyn Store, counts: &Mutex<ClickCounts>) {
-    let taken = std::mem::take(&mut *counts.lock().unwrap_or_else(|p| p.into_inner()));
+    let taken = {
+        let mut current = counts.lock().unwrap_or_else(|p| p.into_inner());
+        // The next interval starts with room for as many links as this one had, rather
+        // than growing its maps again under the redirects' lock.
+        let room = ClickCounts::with_capacity(current.links.len(), current.campaigns.len());
+        std::mem::replace(&mut *current, room)
+    };
     if taken.is_empty() {
         return;
     }

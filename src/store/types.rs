@@ -94,6 +94,13 @@ impl ClickCounts {
         }
     }
 
+    pub fn with_capacity(links: usize, campaigns: usize) -> Self {
+        Self {
+            links: HashMap::with_capacity_and_hasher(links, Default::default()),
+            campaigns: HashMap::with_capacity_and_hasher(campaigns, Default::default()),
+        }
+    }
+
     /// Adds `other` (counts that could not be written) back in.
     pub fn merge(&mut self, other: ClickCounts) {
         for (code, count) in other.links {

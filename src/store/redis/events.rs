@@ -83,6 +83,17 @@ enqueue(ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
 return 1
 ";
 
+const LINK_STATS: &str = "akti:{q}:stats:link:";
+const CAMPAIGN_STATS: &str = "akti:{q}:stats:campaign:";
+
+/// A counters key, built without `format!` (a flush builds thousands).
+fn stats_key(prefix: &str, id: &str) -> String {
+    let mut key = String::with_capacity(prefix.len() + id.len());
+    key.push_str(prefix);
+    key.push_str(id);
+    key
+}
+
 fn retention_ms() -> u64 {
     EVENT_RETENTION.as_millis() as u64
 }
@@ -141,16 +152,14 @@ impl ClickStore for RedisStore {
             return Ok(());
         }
         let mut pipe = redis::pipe();
-        let keys = counts
-            .links
-            .iter()
-            .map(|(code, count)| (format!("akti:{{q}}:stats:link:{code}"), count))
-            .chain(counts.campaigns.iter().map(|(campaign, count)| {
-                (
-                    format!("akti:{{q}}:stats:campaign:{}", campaign.as_str()),
-                    count,
-                )
-            }));
+        let keys =
+            counts
+                .links
+                .iter()
+                .map(|(code, count)| (stats_key(LINK_STATS, code.as_str()), count))
+                .chain(counts.campaigns.iter().map(|(campaign, count)| {
+                    (stats_key(CAMPAIGN_STATS, campaign.as_str()), count)
+                }));
         for (key, count) in keys {
             if count.clicks == 0 && count.click_events == 0 {
                 // Bots only: a plain increment, no script.
@@ -190,7 +199,7 @@ impl ClickStore for RedisStore {
 
     async fn link_stats(&self, code: &ShortCode) -> Result<Stats, StoreError> {
         let h: HashMap<String, String> = redis::cmd("HGETALL")
-            .arg(format!("akti:{{q}}:stats:link:{code}"))
+            .arg(stats_key(LINK_STATS, code.as_str()))
             .query_async(&mut self.conn())
             .await
             .map_err(unavailable)?;
@@ -199,7 +208,7 @@ impl ClickStore for RedisStore {
 
     async fn campaign_stats(&self, campaign: &CampaignId) -> Result<(u64, Stats), StoreError> {
         let (h, links): (HashMap<String, String>, u64) = redis::pipe()
-            .hgetall(format!("akti:{{q}}:stats:campaign:{}", campaign.as_str()))
+            .hgetall(stats_key(CAMPAIGN_STATS, campaign.as_str()))
             .zcard(campaign_index(campaign))
             .query_async(&mut self.conn())
             .await
