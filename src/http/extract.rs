@@ -1,7 +1,7 @@
 //! Extractors that answer bad input in the API's own error shape.
 
 use super::error::ApiError;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts};
 
 /// `axum::Json`, but a malformed, oversized or mistyped body is an [`ApiError`].
@@ -30,6 +30,18 @@ impl From<QueryRejection> for ApiError {
             code: "invalid_query".into(),
             message: rejection.body_text(),
         }
+    }
+}
+
+/// `axum::extract::Path`, with rejections as [`ApiError`]: a path segment that cannot be
+/// decoded (invalid UTF-8) cannot name anything, so it is a `404`.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct Path<T>(pub T);
+
+impl From<PathRejection> for ApiError {
+    fn from(_: PathRejection) -> Self {
+        ApiError::NotFound("resource")
     }
 }
 

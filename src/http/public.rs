@@ -47,11 +47,15 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 /// `GET /{code}` (axum answers `HEAD` with the same handler, without the body).
 async fn redirect(
     State(state): State<AppState>,
-    Path(code): Path<String>,
+    code: Result<Path<String>, axum::extract::rejection::PathRejection>,
     // Taken whole (it is the last extractor) so that its headers are read, not cloned.
     request: axum::extract::Request,
 ) -> Response {
-    // Junk paths are answered without touching the cache or the store.
+    // Junk paths (undecodable, or not a possible code) are answered without touching the
+    // cache or the store.
+    let Ok(Path(code)) = code else {
+        return not_found(&state);
+    };
     if !ShortCode::is_valid(&code) {
         return not_found(&state);
     }

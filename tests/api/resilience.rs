@@ -61,6 +61,15 @@ async fn bad_input_gets_a_4xx_and_the_process_keeps_serving(backend: Backend) {
 
     let nul = app.follow("%00").await;
     assert_eq!(nul.status(), StatusCode::NOT_FOUND);
+    // Undecodable percent-encoding: still a 404, in each listener's own shape.
+    let invalid = app.follow("%FF").await;
+    assert_eq!(invalid.status(), StatusCode::NOT_FOUND);
+    assert!(invalid.text().await.unwrap().contains("Link not found"));
+    for path in ["/v1/links/%FF", "/v1/links/%FF/stats", "/v1/webhooks/%FF"] {
+        let response = app.admin_get(path).await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(error_code(response).await, "not_found", "{path}");
+    }
     let wrong_method = app
         .client
         .put(app.admin_url("/v1/links"))

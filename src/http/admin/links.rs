@@ -2,13 +2,13 @@
 
 use super::super::AppState;
 use super::super::error::ApiError;
-use super::super::extract::{Json, Query, page_limit};
+use super::super::extract::{Json, Path, Query, page_limit};
 use crate::domain::{
     CampaignId, Destination, ExternalLeadId, InvalidValue, Link, LinkPatch, NewLink, Phone,
     ShortCode, format_time,
 };
 use crate::store::{LinkChange, LinkQuery};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};

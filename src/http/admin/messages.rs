@@ -3,11 +3,11 @@
 
 use super::super::AppState;
 use super::super::error::ApiError;
-use super::super::extract::Json;
+use super::super::extract::{Json, Path};
 use crate::domain::{CampaignId, ExternalLeadId, InvalidValue, NewLink, Phone, now_millis};
 use crate::messages::{self, MAX_BODY_CHARS, Message, MessageId, MessageLink, MessageStatus};
 use crate::store::StatusRecorded;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

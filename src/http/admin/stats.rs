@@ -2,10 +2,11 @@
 
 use super::super::AppState;
 use super::super::error::ApiError;
+use super::super::extract::Path;
 use crate::domain::{CampaignId, ShortCode, format_time};
 use crate::store::Stats;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};

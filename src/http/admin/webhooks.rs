@@ -2,12 +2,12 @@
 
 use super::super::AppState;
 use super::super::error::ApiError;
-use super::super::extract::{Json, Query, page_limit};
+use super::super::extract::{Json, Path, Query, page_limit};
 use crate::dispatch::{signing, ssrf};
 use crate::domain::{CampaignId, Destination, format_time, now_millis, random_id};
 use crate::events::EventType;
 use crate::store::{Attempt, DeliveryRecord, DeliveryStatus, Subscription, SubscriptionPatch};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
