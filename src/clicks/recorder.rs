@@ -126,6 +126,14 @@ struct Shared {
 }
 
 async fn run(store: Arc<dyn Store>, mut receiver: mpsc::Receiver<Pending>, state: Shared) {
+    // Counts are written by their own task, so that a large flush never holds up the lead
+    // clicks waiting for durability.
+    let (stop_counts, stopped) = oneshot::channel();
+    let counts = tokio::spawn(write_counts_every(
+        store.clone(),
+        state.counts.clone(),
+        stopped,
+    ));
     let mut buffered: VecDeque<LeadClick> = VecDeque::new();
     let mut tick = tokio::time::interval(COUNT_FLUSH);
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
@@ -137,7 +145,6 @@ async fn run(store: Arc<dyn Store>, mut receiver: mpsc::Receiver<Pending>, state
                 }
             }
             _ = tick.tick() => {
-                write_counts(store.as_ref(), &state.counts).await;
                 if !buffered.is_empty() {
                     flush_buffer(store.as_ref(), &mut buffered, &state).await;
                 }
@@ -166,7 +173,9 @@ async fn run(store: Arc<dyn Store>, mut receiver: mpsc::Receiver<Pending>, state
         }
     }
     flush_buffer(store.as_ref(), &mut buffered, &state).await;
-    write_counts(store.as_ref(), &state.counts).await;
+    // The last counts, including those of the clicks just written.
+    let _ = stop_counts.send(());
+    let _ = counts.await;
     if !buffered.is_empty() {
         tracing::error!(
             clicks = buffered.len(),
@@ -201,6 +210,24 @@ fn remember(state: &Shared, clicks: &[LeadClick], outcomes: &[ClickOutcome]) {
             click.at,
         );
         metrics::counter!("akti_clicks_recorded_total", "outcome" => name).increment(1);
+    }
+}
+
+/// Writes the summed counts every [`COUNT_FLUSH`], and once more when told to stop.
+async fn write_counts_every(
+    store: Arc<dyn Store>,
+    counts: Arc<Mutex<ClickCounts>>,
+    mut stop: oneshot::Receiver<()>,
+) {
+    let mut tick = tokio::time::interval(COUNT_FLUSH);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => write_counts(store.as_ref(), &counts).await,
+            _ = &mut stop => {
+                write_counts(store.as_ref(), &counts).await;
+                return;
+            }
+        }
     }
 }
 
