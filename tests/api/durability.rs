@@ -120,7 +120,6 @@ async fn sigkill_in_a_click_burst_loses_no_answered_click(backend: Backend) {
         ("AKTI_WEBHOOK_TIMEOUT", "1s"),
         ("AKTI_WEBHOOK_RETRY_SCHEDULE", "100ms,100ms,100ms"),
         ("AKTI_BASE_URL", "https://link.test"),
-        ("AKTI_LOG", "warn"),
     ];
     env.extend(store_env.iter().map(|(k, v)| (*k, v.as_str())));
 

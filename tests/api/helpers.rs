@@ -88,8 +88,16 @@ impl RedisServer {
             child: None,
             persistent,
         };
-        server.restart();
-        server
+        // A free port can be taken by a parallel test between choosing and binding it:
+        // then choose another.
+        for _ in 0..5 {
+            if server.launch() {
+                return server;
+            }
+            server.stop();
+            server.port = free_port();
+        }
+        panic!("redis-server did not start");
     }
 
     pub fn url(&self) -> String {
@@ -103,8 +111,18 @@ impl RedisServer {
         }
     }
 
+    /// Starts the server again on the same port (its data is kept only if persistent).
     pub fn restart(&mut self) {
         self.stop();
+        assert!(
+            self.launch(),
+            "redis-server did not start again on its port"
+        );
+    }
+
+    /// Spawns redis-server and waits until it is this very process that answers on the
+    /// port (another test's server could answer there too).
+    fn launch(&mut self) -> bool {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", ""])
@@ -119,25 +137,44 @@ impl RedisServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server is on PATH (.ci/run installs it)");
+        let pid = child.id();
         self.child = Some(child);
         let start = Instant::now();
-        while !self.answers_ping() {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "redis-server did not start"
-            );
+        while start.elapsed() < Duration::from_secs(10) {
+            let exited = self
+                .child
+                .as_mut()
+                .is_some_and(|c| c.try_wait().ok().flatten().is_some());
+            if exited {
+                return false;
+            }
+            if self.server_pid() == Some(pid) {
+                return true;
+            }
             std::thread::sleep(Duration::from_millis(10));
         }
+        false
     }
 
-    fn answers_ping(&self) -> bool {
-        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
-            return false;
-        };
-        let mut reply = [0u8; 7];
-        stream.write_all(b"PING\r\n").is_ok()
-            && stream.read_exact(&mut reply).is_ok()
-            && &reply == b"+PONG\r\n"
+    /// The process id of the server answering on the port (from `INFO server`).
+    fn server_pid(&self) -> Option<u32> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
+        stream.write_all(b"INFO server\r\n").ok()?;
+        let mut reply = String::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            if let Some(rest) = reply.split("process_id:").nth(1)
+                && let Some((pid, _)) = rest.split_once("\r\n")
+            {
+                return pid.trim().parse().ok();
+            }
+            let n = stream.read(&mut chunk).ok()?;
+            if n == 0 {
+                return None;
+            }
+            reply.push_str(&String::from_utf8_lossy(&chunk[..n]));
+        }
     }
 }
 
@@ -326,26 +363,48 @@ pub fn binary_path() -> &'static str {
 }
 
 impl Binary {
+    /// Starts the binary on ephemeral ports (read back from its "listening" log line, so
+    /// no port can be taken by a parallel test in between) and waits for `/healthz`.
     pub async fn start(env: &[(&str, &str)], log_dir: &std::path::Path) -> Self {
-        let public = format!("127.0.0.1:{}", free_port());
-        let admin = format!("127.0.0.1:{}", free_port());
         let log = log_dir.join(format!("akti-{}.log", free_port()));
+        let out = std::fs::File::create(&log).expect("a log file");
         let child = Command::new(binary_path())
             .env_clear()
-            .env("AKTI_PUBLIC_ADDR", &public)
-            .env("AKTI_ADMIN_ADDR", &admin)
+            .env("AKTI_PUBLIC_ADDR", "127.0.0.1:0")
+            .env("AKTI_ADMIN_ADDR", "127.0.0.1:0")
             .envs(env.iter().copied())
             .current_dir(log_dir)
-            .stdout(std::fs::File::create(&log).expect("a log file"))
-            .stderr(Stdio::null())
+            .stdout(out.try_clone().expect("a log file"))
+            .stderr(out)
             .spawn()
             .expect("the binary starts");
-        let binary = Self {
+        let mut binary = Self {
             child,
-            public: format!("http://{public}"),
-            admin: format!("http://{admin}"),
+            public: String::new(),
+            admin: String::new(),
             log,
         };
+        let start = Instant::now();
+        let (public, admin) = loop {
+            let text = binary.log();
+            let addr = |name: &str| {
+                text.lines()
+                    .find(|l| l.contains("listening"))
+                    .and_then(|l| l.split(&format!("{name}=")).nth(1))
+                    .and_then(|rest| rest.split_whitespace().next())
+                    .map(str::to_owned)
+            };
+            if let (Some(public), Some(admin)) = (addr("public"), addr("admin")) {
+                break (public, admin);
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "the binary did not start listening: {text}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        binary.public = format!("http://{public}");
+        binary.admin = format!("http://{admin}");
         let health = format!("{}/healthz", binary.admin);
         eventually(
             "the binary answers /healthz",
