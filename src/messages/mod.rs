@@ -181,7 +181,7 @@ pub async fn report_status(
             .collect(),
         MessageStatus::Failed | MessageStatus::Undelivered => Vec::new(),
     };
-    let recorded = store.record_message_status(id, status, &events).await?;
+    let recorded = store.record_message_status(id, status, at, &events).await?;
     let queued = if recorded == StatusRecorded::Recorded {
         events.len()
     } else {

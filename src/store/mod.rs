@@ -223,6 +223,7 @@ pub trait MessageStore: Send + Sync + 'static {
         &self,
         id: &MessageId,
         status: MessageStatus,
+        at: chrono::DateTime<chrono::Utc>,
         events: &[Event],
     ) -> Result<StatusRecorded, StoreError>;
 }

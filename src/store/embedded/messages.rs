@@ -8,6 +8,7 @@ use crate::domain::{CampaignId, ExternalLeadId, Phone, from_millis, now_millis};
 use crate::events::Event;
 use crate::messages::{Message, MessageId, MessageStatus};
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
 fn find(conn: &Connection, id: &MessageId) -> Result<Option<Message>, StoreError> {
@@ -84,13 +85,11 @@ impl MessageStore for EmbeddedStore {
         &self,
         id: &MessageId,
         status: MessageStatus,
+        at: DateTime<Utc>,
         events: &[Event],
     ) -> Result<StatusRecorded, StoreError> {
         let (id, events) = (id.clone(), events.to_vec());
-        let at = events
-            .first()
-            .map_or_else(now_millis, |e| e.created_at)
-            .timestamp_millis();
+        let at = at.timestamp_millis();
         let recorded = self
             .write(move |conn| {
                 let Some(message) = find(conn, &id)? else {

@@ -4,7 +4,7 @@ use super::super::{
     ClickCounts, ClickOutcome, ClickStore, EVENT_RETENTION, LeadClick, Stats, StoreError,
 };
 use super::links::campaign_index;
-use super::{LuaScript, RedisStore, eval, unavailable};
+use super::{LuaScript, RedisStore, unavailable};
 use crate::domain::{CampaignId, ShortCode, from_millis};
 use crate::events::Event;
 use async_trait::async_trait;
@@ -75,6 +75,8 @@ return 1
 
 static LEAD_CLICK: LazyLock<LuaScript> =
     LazyLock::new(|| LuaScript::new(format!("{ENQUEUE_LUA}{LEAD_CLICK_BODY}")));
+static ENQUEUE: LazyLock<LuaScript> =
+    LazyLock::new(|| LuaScript::new(format!("{ENQUEUE_LUA}{ENQUEUE_BODY}")));
 static ADD: LazyLock<LuaScript> = LazyLock::new(|| LuaScript::new(ADD_COUNTS.to_owned()));
 
 /// ARGV: event id, type, campaign, body, created (ms), retention (ms).
@@ -180,10 +182,9 @@ impl ClickStore for RedisStore {
         if events.is_empty() {
             return Ok(());
         }
-        let script = format!("{ENQUEUE_LUA}{ENQUEUE_BODY}");
         let mut pipe = redis::pipe();
         for event in events {
-            let mut cmd = eval(&script, Q_ROUTE);
+            let mut cmd = ENQUEUE.call(Q_ROUTE);
             cmd.arg(&event.id)
                 .arg(event.event_type.as_str())
                 .arg(event.campaign_id.as_str())
@@ -192,9 +193,7 @@ impl ClickStore for RedisStore {
                 .arg(retention_ms());
             pipe.add_command(cmd).ignore();
         }
-        pipe.query_async::<()>(&mut self.conn())
-            .await
-            .map_err(unavailable)
+        self.query_scripted(&ENQUEUE, &pipe).await
     }
 
     async fn link_stats(&self, code: &ShortCode) -> Result<Stats, StoreError> {

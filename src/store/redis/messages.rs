@@ -3,11 +3,12 @@
 
 use super::super::{MessageStore, StatusRecorded, StoreError};
 use super::events::ENQUEUE_LUA;
-use super::{RedisStore, eval, unavailable};
-use crate::domain::{CampaignId, ExternalLeadId, Phone, from_millis, now_millis};
+use super::{LuaScript, RedisStore, eval, unavailable};
+use crate::domain::{CampaignId, ExternalLeadId, Phone, from_millis};
 use crate::events::Event;
 use crate::messages::{Message, MessageId, MessageStatus};
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
@@ -39,7 +40,8 @@ for i = 0, n - 1 do
 end
 return 1";
 
-static STATUS: LazyLock<String> = LazyLock::new(|| format!("{ENQUEUE_LUA}{STATUS_BODY}"));
+static STATUS: LazyLock<LuaScript> =
+    LazyLock::new(|| LuaScript::new(format!("{ENQUEUE_LUA}{STATUS_BODY}")));
 
 fn message_from_hash(
     id: &MessageId,
@@ -117,13 +119,11 @@ impl MessageStore for RedisStore {
         &self,
         id: &MessageId,
         status: MessageStatus,
+        at: DateTime<Utc>,
         events: &[Event],
     ) -> Result<StatusRecorded, StoreError> {
-        let at = events
-            .first()
-            .map_or_else(now_millis, |e| e.created_at)
-            .timestamp_millis();
-        let mut cmd = eval(&STATUS, &message_key(id));
+        let at = at.timestamp_millis();
+        let mut cmd = STATUS.call(&message_key(id));
         cmd.arg(status.as_str())
             .arg(at)
             .arg(super::super::EVENT_RETENTION.as_millis() as u64)
@@ -133,10 +133,10 @@ impl MessageStore for RedisStore {
                 .arg(event.event_type.as_str())
                 .arg(&event.body);
         }
-        let answer: i8 = cmd
-            .query_async(&mut self.conn())
+        let answer: i8 = self
+            .query_scripted(&STATUS, redis::pipe().add_command(cmd))
             .await
-            .map_err(unavailable)?;
+            .map(|(a,): (i8,)| a)?;
         Ok(match answer {
             1 => StatusRecorded::Recorded,
             0 => StatusRecorded::Repeated,
