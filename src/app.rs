@@ -10,8 +10,8 @@ use crate::config::{Config, StoreConfig};
 use crate::dispatch::Dispatcher;
 use crate::http::{self, AppState, Shared, admin};
 use crate::store::{ChangeListener, Store, StoreError, embedded::EmbeddedStore, redis::RedisStore};
-use axum::Router;
 use axum::response::IntoResponse;
+use axum::{Router, ServiceExt};
 use futures::FutureExt;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -121,18 +121,19 @@ impl App {
         });
         state.store.watch_changes(listener, shutdown.clone());
 
-        let public_router = with_common_layers(http::public::router(state.clone()), "public");
+        tokio::spawn(http::metrics::run_upkeep(shutdown.clone()));
+
+        let public_service = http::public::PublicService::new(
+            state.clone(),
+            with_common_layers(http::public::router(state.clone()), "public"),
+        );
         let admin_router = with_common_layers(admin::router(state), "admin");
-        let serve = |listener: TcpListener, router: Router| {
-            let shutdown = shutdown.clone();
-            async move {
-                axum::serve(listener, router)
-                    .with_graceful_shutdown(shutdown.cancelled_owned())
-                    .await
-            }
-        };
+        let graceful = |shutdown: &CancellationToken| shutdown.clone().cancelled_owned();
+        let public = axum::serve(public, public_service.into_make_service())
+            .with_graceful_shutdown(graceful(&shutdown));
+        let admin = axum::serve(admin, admin_router).with_graceful_shutdown(graceful(&shutdown));
         let mut servers = Box::pin(async move {
-            tokio::try_join!(serve(public, public_router), serve(admin, admin_router)).map(drop)
+            tokio::try_join!(public.into_future(), admin.into_future()).map(drop)
         });
         let served = tokio::select! {
             result = &mut servers => result,

@@ -6,7 +6,7 @@
 //! - `akti_link_cache_total{result="hit"|"miss"}`, `akti_link_cache_entries`
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::header;
+use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -103,8 +103,80 @@ pub async fn track(listener: &'static str, request: Request, next: Next) -> Resp
     let method = request.method().clone();
     let response = next.run(request).await;
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    let handles = request_metrics(listener, route, method.as_str(), response.status().as_u16());
-    handles.count.increment(1);
-    handles.duration.record(start.elapsed().as_secs_f64());
+    observe(listener, route, &method, response.status(), start);
     response
 }
+
+/// Counts and times one request that started at `start`.
+pub fn observe(
+    listener: &'static str,
+    route: &str,
+    method: &Method,
+    status: StatusCode,
+    start: Instant,
+) {
+    request_metrics(listener, route, method.as_str(), status.as_u16()).observe(start);
+}
+
+impl RequestMetrics {
+    fn observe(&self, start: Instant) {
+        self.count.increment(1);
+        self.duration.record(start.elapsed().as_secs_f64());
+    }
+}
+
+/// The statuses a redirect answers, in [`RouteMetrics`]' table.
+const ROUTE_STATUSES: [StatusCode; 5] = [
+    StatusCode::FOUND,
+    StatusCode::NOT_FOUND,
+    StatusCode::GONE,
+    StatusCode::SERVICE_UNAVAILABLE,
+    StatusCode::INTERNAL_SERVER_ERROR,
+];
+
+/// The handles of one `GET`/`HEAD` route, by method and status, found by indexing rather
+/// than by building a key: for the redirect path, which answers few statuses very often.
+pub struct RouteMetrics {
+    listener: &'static str,
+    route: &'static str,
+    /// `[is HEAD][index in ROUTE_STATUSES]`
+    table: [[OnceLock<RequestMetrics>; ROUTE_STATUSES.len()]; 2],
+}
+
+impl RouteMetrics {
+    pub fn new(listener: &'static str, route: &'static str) -> Self {
+        Self {
+            listener,
+            route,
+            table: Default::default(),
+        }
+    }
+
+    pub fn observe(&self, method: &Method, status: StatusCode, start: Instant) {
+        let head = usize::from(method == Method::HEAD);
+        match ROUTE_STATUSES.iter().position(|s| *s == status) {
+            Some(i) if head == 1 || method == Method::GET => self.table[head][i]
+                .get_or_init(|| {
+                    request_metrics(self.listener, self.route, method.as_str(), status.as_u16())
+                })
+                .observe(start),
+            _ => observe(self.listener, self.route, method, status, start),
+        }
+    }
+}
+
+/// Histograms keep their samples until drained; without a scrape they would grow without
+/// bound. Drains them every few seconds until `shutdown`.
+pub async fn run_upkeep(shutdown: tokio_util::sync::CancellationToken) {
+    let handle = handle();
+    let mut tick = tokio::time::interval(UPKEEP_EVERY);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => handle.run_upkeep(),
+            () = shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// How often histogram samples are folded into their buckets.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);

@@ -1,12 +1,16 @@
 //! The public listener: `GET|HEAD /{code}` redirects, `/healthz`, `/readyz`.
 
+mod service;
+
+pub use service::PublicService;
+
 use super::AppState;
 use crate::cache::CachedLink;
 use crate::clicks::bots::{Visitor, classify};
 use crate::domain::{ShortCode, now_millis};
 use crate::store::{Counted, LeadClick};
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -44,32 +48,45 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
-/// `GET /{code}` (axum answers `HEAD` with the same handler, without the body).
+/// `GET /{code}` through the router (axum answers `HEAD` with the same handler, without
+/// the body). Real traffic takes [`PublicService`]'s shortcut to [`follow`]; this route keeps
+/// the router complete on its own (and answers other methods with `405`).
 async fn redirect(
     State(state): State<AppState>,
     code: Result<Path<String>, axum::extract::rejection::PathRejection>,
     // Taken whole (it is the last extractor) so that its headers are read, not cloned.
-    request: axum::extract::Request,
+    request: Request,
 ) -> Response {
-    // Junk paths (undecodable, or not a possible code) are answered without touching the
-    // cache or the store.
+    // Undecodable paths are answered without touching the cache or the store.
     let Ok(Path(code)) = code else {
         return not_found(&state);
     };
-    if !ShortCode::is_valid(&code) {
-        return not_found(&state);
+    follow(&state, &code, request.method(), request.headers()).await
+}
+
+/// Answers a request for the short code `code` (already percent-decoded): the redirect,
+/// recording the click, or the page that says why not.
+pub async fn follow(
+    state: &AppState,
+    code: &str,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Response {
+    // Junk (not a possible code) is answered without touching the cache or the store.
+    if !ShortCode::is_valid(code) {
+        return not_found(state);
     }
-    match state.cache.lookup(&code, state.store.as_ref()).await {
+    match state.cache.lookup(code, state.store.as_ref()).await {
         Ok(Some(entry)) => match entry.link.check_live(chrono::Utc::now()) {
             Ok(()) => {
-                if request.method() != Method::HEAD {
-                    record_click(&state, request.headers(), &entry).await;
+                if method != Method::HEAD {
+                    record_click(state, headers, &entry).await;
                 }
                 found(entry.location.clone())
             }
-            Err(_) => gone(&state),
+            Err(_) => gone(state),
         },
-        Ok(None) => not_found(&state),
+        Ok(None) => not_found(state),
         Err(e) => {
             tracing::warn!(error = %e, "redirect lookup failed: store unavailable");
             unavailable()

@@ -131,6 +131,14 @@ impl LuaScript {
         cmd.arg(&self.sha).arg(1).arg(key);
         cmd
     }
+
+    /// `EVALSHA sha 0 …`, for a script that names its keys itself (all under the `{q}`
+    /// tag, so in one Cluster slot).
+    pub(super) fn call_without_keys(&self) -> redis::Cmd {
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(&self.sha).arg(0);
+        cmd
+    }
 }
 
 impl RedisStore {
