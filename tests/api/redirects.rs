@@ -15,6 +15,7 @@ on_both_stores!(
     the_public_listener_exposes_no_admin_route,
     metrics_count_requests_and_cache_hits,
     health_and_readiness_answer_on_both_listeners,
+    only_get_and_head_of_one_segment_are_redirects,
 );
 
 async fn a_click_is_a_302_to_the_destination_that_no_one_may_cache(backend: Backend) {
@@ -223,4 +224,36 @@ async fn health_and_readiness_answer_on_both_listeners(backend: Backend) {
             assert_eq!(response.status(), StatusCode::OK, "{base}{path}");
         }
     }
+}
+
+/// Redirects are answered in front of the router (`PublicService`); whatever is not
+/// `GET|HEAD /{code}` must still get the router's answers.
+async fn only_get_and_head_of_one_segment_are_redirects(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let link = app
+        .create_link(json!({"campaignId": "c", "url": "https://a.test/"}))
+        .await;
+    let code = link["code"].as_str().unwrap();
+    let url = format!("{}/{code}", app.public);
+    let post = app.client.post(&url).send().await.unwrap();
+    assert_eq!(post.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let delete = app.client.delete(&url).send().await.unwrap();
+    assert_eq!(delete.status(), StatusCode::METHOD_NOT_ALLOWED);
+    for path in [format!("{code}/"), format!("{code}/x"), format!("x/{code}")] {
+        let response = app.follow(&path).await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
+        assert!(response.text().await.unwrap().contains("Link not found"));
+    }
+    // Nothing above was a click.
+    let stats: serde_json::Value = app
+        .admin_get(&format!("/v1/links/{code}/stats"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (stats["clicks"].as_u64(), stats["botClicks"].as_u64()),
+        (Some(0), Some(0))
+    );
+    assert_eq!(app.follow(code).await.status(), StatusCode::FOUND);
 }

@@ -4,7 +4,9 @@
 use crate::helpers::{Backend, RedisServer};
 use crate::on_both_stores;
 use akti_link::domain::{CampaignId, Destination, LinkPatch, NewLink, Phone, ShortCode};
-use akti_link::store::{LinkQuery, Store, StoreError, embedded::EmbeddedStore, redis::RedisStore};
+use akti_link::store::{
+    ClickCounts, Counted, LinkQuery, Store, StoreError, embedded::EmbeddedStore, redis::RedisStore,
+};
 use std::collections::HashSet;
 
 /// A store of `backend` with whatever keeps it alive.
@@ -52,6 +54,7 @@ fn with_code(mut link: NewLink, code: &str) -> NewLink {
 }
 
 on_both_stores!(
+    counters_of_many_links_add_up_in_one_write,
     creation_is_idempotent_on_campaign_phone_and_url,
     generated_codes_have_the_requested_length,
     a_custom_code_of_another_link_is_taken,
@@ -463,4 +466,53 @@ async fn concurrent_creations_of_one_identity_make_one_link(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(page.links.len(), 1, "no orphan left in the index");
+}
+
+/// One write of counts for more links than one Redis script call takes (500 counters), so
+/// that every counter on both sides of each call boundary must arrive, and twice, so that
+/// the second write adds to the first.
+async fn counters_of_many_links_add_up_in_one_write(backend: Backend) {
+    let fixture = open(backend);
+    let store = fixture.store.as_ref();
+    let links = 1_234;
+    let code = |i: usize| ShortCode::parse(&format!("count{i:05}")).unwrap();
+    let campaign = |i: usize| CampaignId::parse(&format!("camp-{}", i % 3)).unwrap();
+    let base = chrono::DateTime::from_timestamp_millis(1_790_000_000_000).unwrap();
+    let at = |i: usize| base + chrono::Duration::milliseconds(i as i64);
+    let mut counts = ClickCounts::default();
+    for i in 0..links {
+        // Link i: i % 4 bot clicks, and one human click when i is even.
+        for _ in 0..i % 4 {
+            counts.add(&code(i), &campaign(i), Counted::Bot, at(i));
+        }
+        if i % 2 == 0 {
+            counts.add(&code(i), &campaign(i), Counted::HumanWithEvent, at(i));
+        }
+    }
+    store.add_click_counts(&counts).await.unwrap();
+    store.add_click_counts(&counts).await.unwrap();
+
+    for i in [0, 1, 2, 3, 498, 499, 500, 501, 999, 1000, 1233] {
+        let stats = store.link_stats(&code(i)).await.unwrap();
+        assert_eq!(stats.bot_clicks, 2 * (i % 4) as u64, "link {i}");
+        let human = 2 * u64::from(i % 2 == 0);
+        assert_eq!(stats.clicks, human, "link {i}");
+        assert_eq!(stats.click_events, human, "link {i}");
+        let last = (i % 2 == 0).then(|| at(i));
+        assert_eq!(stats.last_clicked_at, last, "link {i}");
+    }
+    for c in 0..3 {
+        let (_, stats) = store.campaign_stats(&campaign(c)).await.unwrap();
+        let members = (0..links).filter(|i| i % 3 == c);
+        let bots: u64 = members.clone().map(|i| 2 * (i % 4) as u64).sum();
+        let human = 2 * members.clone().filter(|i| i % 2 == 0).count() as u64;
+        let last = members.filter(|i| i % 2 == 0).map(at).max();
+        assert_eq!(stats.bot_clicks, bots, "campaign {c}");
+        assert_eq!(
+            (stats.clicks, stats.click_events),
+            (human, human),
+            "campaign {c}"
+        );
+        assert_eq!(stats.last_clicked_at, last, "campaign {c}");
+    }
 }
