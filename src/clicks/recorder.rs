@@ -188,20 +188,23 @@ async fn run(store: Arc<dyn Store>, mut receiver: mpsc::Receiver<Pending>, state
 
 /// Learns when each clicked lead's window opened, and counts the clicks.
 fn remember(state: &Shared, clicks: &[LeadClick], outcomes: &[ClickOutcome]) {
+    let now = Utc::now().timestamp_millis();
+    let mut emitted = 0;
     for (click, outcome) in clicks.iter().zip(outcomes) {
-        let (opened, counted, name) = match outcome {
-            ClickOutcome::Emitted => (
-                click.at.timestamp_millis(),
-                Counted::HumanWithEvent,
-                "emitted",
-            ),
-            ClickOutcome::Deduplicated { window_opened_at } => (
-                window_opened_at.timestamp_millis(),
-                Counted::Human,
-                "deduplicated",
-            ),
+        let (opened, counted) = match outcome {
+            ClickOutcome::Emitted => {
+                emitted += 1;
+                (click.at.timestamp_millis(), Counted::HumanWithEvent)
+            }
+            ClickOutcome::Deduplicated { window_opened_at } => {
+                (window_opened_at.timestamp_millis(), Counted::Human)
+            }
         };
-        state.windows.insert(click.code.clone(), opened);
+        // A window that has already closed says nothing about later clicks; with short
+        // windows, remembering it would only cost a cache insert per click.
+        if opened + click.window.as_millis() as i64 > now {
+            state.windows.insert(click.code.clone(), opened);
+        }
         add_count(
             &state.counts,
             &click.code,
@@ -209,8 +212,11 @@ fn remember(state: &Shared, clicks: &[LeadClick], outcomes: &[ClickOutcome]) {
             counted,
             click.at,
         );
-        metrics::counter!("akti_clicks_recorded_total", "outcome" => name).increment(1);
     }
+    let outcome =
+        |name: &'static str| metrics::counter!("akti_clicks_recorded_total", "outcome" => name);
+    outcome("emitted").increment(emitted);
+    outcome("deduplicated").increment(clicks.len() as u64 - emitted);
 }
 
 /// Writes the summed counts every [`COUNT_FLUSH`], and once more when told to stop.

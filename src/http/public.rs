@@ -77,15 +77,19 @@ pub async fn follow(
         return not_found(state);
     }
     match state.cache.lookup(code, state.store.as_ref()).await {
-        Ok(Some(entry)) => match entry.link.check_live(chrono::Utc::now()) {
-            Ok(()) => {
-                if method != Method::HEAD {
-                    record_click(state, headers, &entry).await;
+        Ok(Some(entry)) => {
+            // One clock read for both: whether the link is live, and the click's time.
+            let now = now_millis();
+            match entry.link.check_live(now) {
+                Ok(()) => {
+                    if method != Method::HEAD {
+                        record_click(state, headers, &entry, now).await;
+                    }
+                    found(entry.location.clone())
                 }
-                found(entry.location.clone())
+                Err(_) => gone(state),
             }
-            Err(_) => gone(state),
-        },
+        }
         Ok(None) => not_found(state),
         Err(e) => {
             tracing::warn!(error = %e, "redirect lookup failed: store unavailable");
@@ -98,9 +102,13 @@ pub async fn follow(
 /// once its event is durable (or buffered through a store outage), unless this instance
 /// knows the lead's window is open; everything else is counted without waiting. Bots and
 /// previews never touch the dedup window.
-async fn record_click(state: &AppState, headers: &HeaderMap, entry: &CachedLink) {
+async fn record_click(
+    state: &AppState,
+    headers: &HeaderMap,
+    entry: &CachedLink,
+    at: chrono::DateTime<chrono::Utc>,
+) {
     let link = &entry.link;
-    let at = now_millis();
     let agent = headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok());

@@ -5,7 +5,8 @@ use crate::helpers::{Backend, RedisServer};
 use crate::on_both_stores;
 use akti_link::domain::{CampaignId, Destination, LinkPatch, NewLink, Phone, ShortCode};
 use akti_link::store::{
-    ClickCounts, Counted, LinkQuery, Store, StoreError, embedded::EmbeddedStore, redis::RedisStore,
+    ClickCounts, ClickOutcome, Counted, LeadClick, LinkQuery, Store, StoreError,
+    embedded::EmbeddedStore, redis::RedisStore,
 };
 use std::collections::HashSet;
 
@@ -55,6 +56,7 @@ fn with_code(mut link: NewLink, code: &str) -> NewLink {
 
 on_both_stores!(
     counters_of_many_links_add_up_in_one_write,
+    a_batch_of_lead_clicks_is_judged_in_order,
     creation_is_idempotent_on_campaign_phone_and_url,
     generated_codes_have_the_requested_length,
     a_custom_code_of_another_link_is_taken,
@@ -515,4 +517,58 @@ async fn counters_of_many_links_add_up_in_one_write(backend: Backend) {
         );
         assert_eq!(stats.last_clicked_at, last, "campaign {c}");
     }
+}
+
+/// More clicks than one Redis script call takes (64), with repeats of the same leads later
+/// in the same batch: each answer must be the one for its own click, in order.
+async fn a_batch_of_lead_clicks_is_judged_in_order(backend: Backend) {
+    use akti_link::events::{Event, EventType};
+    let fixture = open(backend);
+    let store = fixture.store.as_ref();
+    let base = chrono::DateTime::from_timestamp_millis(1_790_000_000_000).unwrap();
+    let click = |lead: usize, ms: i64| {
+        let at = base + chrono::Duration::milliseconds(ms);
+        LeadClick {
+            code: ShortCode::parse(&format!("lead{lead:04}")).unwrap(),
+            campaign_id: CampaignId::parse("batch").unwrap(),
+            at,
+            event: Event {
+                id: format!("evt_batch_{lead}_{ms}"),
+                event_type: EventType::LinkClicked,
+                campaign_id: CampaignId::parse("batch").unwrap(),
+                body: "{}".into(),
+                created_at: at,
+            },
+            window: std::time::Duration::from_secs(30),
+        }
+    };
+    // Leads 0..100 click at 0..100 ms; then leads 0..50 again, 10 s later: in the window.
+    let clicks: Vec<LeadClick> = (0..100)
+        .map(|lead| click(lead, lead as i64))
+        .chain((0..50).map(|lead| click(lead, 10_000 + lead as i64)))
+        .collect();
+    let outcomes = store.record_lead_clicks(&clicks).await.unwrap();
+    assert_eq!(outcomes.len(), clicks.len());
+    for (i, outcome) in outcomes.iter().enumerate() {
+        let expected = if i < 100 {
+            ClickOutcome::Emitted
+        } else {
+            ClickOutcome::Deduplicated {
+                window_opened_at: clicks[i - 100].at,
+            }
+        };
+        assert_eq!(*outcome, expected, "click {i}");
+    }
+    // A later batch: lead 0 after its window (emits), lead 1 inside it (does not).
+    let later = [click(0, 30_000), click(1, 29_000)];
+    let outcomes = store.record_lead_clicks(&later).await.unwrap();
+    assert_eq!(
+        outcomes,
+        [
+            ClickOutcome::Emitted,
+            ClickOutcome::Deduplicated {
+                window_opened_at: clicks[1].at
+            }
+        ]
+    );
 }
