@@ -65,7 +65,11 @@ impl App {
         let (clicks, recorder) = ClickRecorder::spawn(store.clone(), config.dedup_window);
         let dispatcher = Dispatcher::new(store.clone(), &config);
         let state = AppState::new(Shared {
-            cache: Arc::new(LinkCache::new(config.cache_capacity, config.cache_ttl)),
+            cache: Arc::new(LinkCache::new(
+                config.cache_capacity,
+                config.cache_ttl,
+                store.shares_changes(),
+            )),
             auth: admin::auth::AdminAuth::new(&config.admin_tokens),
             config: Arc::new(config),
             store,

@@ -1,8 +1,15 @@
 //! The redirect cache: links by code, in front of the store, on every instance.
 //!
 //! A PATCH or DELETE drops the link here at once (the instance that served it) and, through
-//! the store's change feed, on every other instance within milliseconds. The time-to-live
-//! is only the backstop for a change feed that is down while the store is up.
+//! the store's change feed, on every other instance within milliseconds.
+//!
+//! The contract promises that a change reaches every instance within one second, so the
+//! cache does not simply trust the feed: the feed confirms several times a second that it
+//! is caught up ([`LinkChange::CaughtUp`]), and an entry is served only while the last
+//! confirmation is less than [`TRUST_FOR`] old. Without one (the feed hangs or is
+//! reconnecting), a hit is read again from the store; if the store is down too, the cached
+//! link is served (the contract's outage rule). The time-to-live only bounds how long an
+//! unused entry takes memory.
 //!
 //! A load that raced with an invalidation must not put the old value back: every
 //! invalidation bumps `epoch`, and a load only inserts what it read if no invalidation
@@ -14,7 +21,7 @@ use axum::http::HeaderValue;
 use moka::future::Cache;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A cached link with its `Location` header already built, so a hit costs no parsing.
 #[derive(Debug)]
@@ -23,25 +30,63 @@ pub struct CachedLink {
     pub location: HeaderValue,
 }
 
+/// How long after the change feed's last confirmation cached links are still served.
+pub const TRUST_FOR: Duration = Duration::from_secs(1);
+
 pub struct LinkCache {
     /// aHash with a random key: fast, and still resistant to crafted collisions (codes
     /// come from request paths).
     links: Cache<ShortCode, Arc<CachedLink>, ahash::RandomState>,
     epoch: AtomicU64,
+    /// `None` when no one else changes the store: entries stay true until this instance
+    /// changes them (and drops them itself).
+    feed: Option<FeedClock>,
     hits: metrics::Counter,
     misses: metrics::Counter,
+    unconfirmed: metrics::Counter,
+}
+
+/// When the change feed last said it was caught up.
+struct FeedClock {
+    origin: Instant,
+    /// Milliseconds from `origin`, plus one; 0 until the first confirmation.
+    caught_up: AtomicU64,
+}
+
+impl FeedClock {
+    fn confirm(&self, at: Instant) {
+        let ms = at.saturating_duration_since(self.origin).as_millis() as u64 + 1;
+        self.caught_up.fetch_max(ms, Ordering::AcqRel);
+    }
+
+    fn confirmed_within(&self, limit: Duration) -> bool {
+        match self.caught_up.load(Ordering::Acquire) {
+            0 => false,
+            ms => {
+                let now = self.origin.elapsed().as_millis() as u64 + 1;
+                now.saturating_sub(ms) <= limit.as_millis() as u64
+            }
+        }
+    }
 }
 
 impl LinkCache {
-    pub fn new(capacity: u64, ttl: Duration) -> Self {
+    /// `follows_feed`: whether entries must be confirmed by a change feed (a store shared
+    /// with other instances).
+    pub fn new(capacity: u64, ttl: Duration, follows_feed: bool) -> Self {
         Self {
             links: Cache::builder()
                 .max_capacity(capacity)
                 .time_to_live(ttl)
                 .build_with_hasher(ahash::RandomState::new()),
             epoch: AtomicU64::new(0),
+            feed: follows_feed.then(|| FeedClock {
+                origin: Instant::now(),
+                caught_up: AtomicU64::new(0),
+            }),
             hits: metrics::counter!("akti_link_cache_total", "result" => "hit"),
             misses: metrics::counter!("akti_link_cache_total", "result" => "miss"),
+            unconfirmed: metrics::counter!("akti_link_cache_total", "result" => "unconfirmed"),
         }
     }
 
@@ -51,15 +96,28 @@ impl LinkCache {
         code: &str,
         store: &dyn Store,
     ) -> Result<Option<Arc<CachedLink>>, StoreError> {
-        if let Some(hit) = self.links.get(code).await {
-            self.hits.increment(1);
-            return Ok(Some(hit));
+        let cached = self.links.get(code).await;
+        if let Some(hit) = &cached {
+            if self.trusted() {
+                self.hits.increment(1);
+                return Ok(Some(hit.clone()));
+            }
+            self.unconfirmed.increment(1);
+        } else {
+            self.misses.increment(1);
         }
-        self.misses.increment(1);
         let epoch = self.epoch.load(Ordering::Acquire);
         let code = ShortCode::from_trusted(code.to_owned());
-        let Some(link) = store.get_link(&code).await? else {
-            return Ok(None);
+        let link = match store.get_link(&code).await {
+            Ok(Some(link)) => link,
+            Ok(None) => {
+                if cached.is_some() {
+                    self.links.invalidate(&code).await;
+                }
+                return Ok(None);
+            }
+            // The store is down: what this instance knows keeps redirecting.
+            Err(e) => return cached.map(Some).ok_or(e),
         };
         // Stored URLs are WHATWG serialisations: ASCII without controls, always a valid
         // header value.
@@ -72,11 +130,28 @@ impl LinkCache {
         Ok(Some(entry))
     }
 
+    /// Whether cached entries may be served without asking the store.
+    fn trusted(&self) -> bool {
+        self.feed
+            .as_ref()
+            .is_none_or(|feed| feed.confirmed_within(TRUST_FOR))
+    }
+
     pub async fn apply(&self, change: LinkChange) {
-        self.epoch.fetch_add(1, Ordering::AcqRel);
         match change {
-            LinkChange::One(code) => self.links.invalidate(&code).await,
-            LinkChange::All => self.links.invalidate_all(),
+            LinkChange::One(code) => {
+                self.epoch.fetch_add(1, Ordering::AcqRel);
+                self.links.invalidate(&code).await;
+            }
+            LinkChange::All => {
+                self.epoch.fetch_add(1, Ordering::AcqRel);
+                self.links.invalidate_all();
+            }
+            LinkChange::CaughtUp(at) => {
+                if let Some(feed) = &self.feed {
+                    feed.confirm(at);
+                }
+            }
         }
     }
 

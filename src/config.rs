@@ -111,8 +111,8 @@ pub struct Cli {
     #[arg(long, env = "AKTI_CACHE_CAPACITY", value_name = "N")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache_capacity: Option<String>,
-    /// Longest time a cached link is served without re-reading the store; pub/sub
-    /// invalidation normally acts within milliseconds, this is the backstop [default: 60s]
+    /// Longest time an unused link stays in the redirect cache (freshness comes from the
+    /// change feed, confirmed several times a second, not from this) [default: 10m]
     #[arg(long, env = "AKTI_CACHE_TTL", value_name = "DURATION")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache_ttl: Option<String>,
@@ -365,7 +365,7 @@ impl Config {
                 })
                 .transpose()?,
             cache_capacity,
-            cache_ttl: positive_duration("AKTI_CACHE_TTL", &get(&raw.cache_ttl, "60s"))?,
+            cache_ttl: positive_duration("AKTI_CACHE_TTL", &get(&raw.cache_ttl, "10m"))?,
         })
     }
 

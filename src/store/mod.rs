@@ -78,6 +78,10 @@ pub enum LinkChange {
     One(ShortCode),
     /// Changes may have been missed (the change feed reconnected): drop everything.
     All,
+    /// Every change announced before this instant has been delivered. The feed says so
+    /// several times a second while it works; a cache trusts its entries only while it
+    /// hears it (see `cache.rs`).
+    CaughtUp(std::time::Instant),
 }
 
 /// Receives link changes made by any instance sharing the store.
@@ -122,7 +126,12 @@ pub trait LinkStore: Send + Sync + 'static {
     /// store has no one to tell.
     async fn announce_change(&self, code: &ShortCode) -> Result<(), StoreError>;
 
-    /// Starts delivering other instances' changes to `listener` until `shutdown`.
+    /// Whether other instances may change links behind this one's back, so that a cache in
+    /// front of this store must follow [`LinkStore::watch_changes`] to stay true.
+    fn shares_changes(&self) -> bool;
+
+    /// Starts delivering other instances' changes to `listener` until `shutdown`, with
+    /// [`LinkChange::CaughtUp`] several times a second while the feed is known to work.
     fn watch_changes(
         &self,
         listener: ChangeListener,

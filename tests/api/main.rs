@@ -4,6 +4,7 @@
 mod helpers;
 
 mod binary;
+mod cache;
 mod clicks;
 mod durability;
 mod links;

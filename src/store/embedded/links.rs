@@ -229,6 +229,10 @@ impl LinkStore for EmbeddedStore {
         Ok(())
     }
 
+    fn shares_changes(&self) -> bool {
+        false
+    }
+
     fn watch_changes(
         &self,
         _listener: ChangeListener,

@@ -9,14 +9,26 @@ use crate::domain::{
     from_millis, now_millis,
 };
 use async_trait::async_trait;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::LazyLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 pub(super) const CHANGES_CHANNEL: &str = "akti:link-changes";
+/// How often the change feed confirms that it is caught up: well inside the one second in
+/// which a change must reach every instance.
+const FEED_PING_EVERY: Duration = Duration::from_millis(200);
+/// A feed that does not answer its PING within this is treated as lost and reconnected.
+const FEED_PING_TIMEOUT: Duration = Duration::from_secs(2);
+
+fn feed_timeout() -> redis::RedisError {
+    redis::RedisError::from((
+        redis::ErrorKind::Io,
+        "the change feed did not answer its PING",
+    ))
+}
 pub(super) const INDEX_ALL: &str = "akti:index:all";
 const CODE_ATTEMPTS: usize = 10;
 
@@ -575,20 +587,48 @@ impl LinkStore for RedisStore {
             .map_err(StoreError::unavailable)
     }
 
+    fn shares_changes(&self) -> bool {
+        true
+    }
+
     fn watch_changes(&self, listener: ChangeListener, shutdown: CancellationToken) {
         let client = self.client.clone();
         tokio::spawn(async move {
             let mut backoff = Duration::from_millis(100);
             loop {
                 let session = async {
-                    let mut pubsub = client.get_async_pubsub().await?;
-                    pubsub.subscribe(CHANGES_CHANNEL).await?;
+                    let (mut sink, mut messages) = client.get_async_pubsub().await?.split();
+                    sink.subscribe(CHANGES_CHANNEL).await?;
                     // Whatever changed while we were not subscribed is unknown: start over.
                     listener(LinkChange::All).await;
-                    let mut messages = pubsub.on_message();
-                    while let Some(msg) = messages.next().await {
-                        if let Ok(code) = msg.get_payload::<String>() {
-                            listener(LinkChange::One(ShortCode::from_trusted(code))).await;
+                    let changed = |msg: redis::Msg| {
+                        let code = msg.get_payload::<String>().ok()?;
+                        Some(LinkChange::One(ShortCode::from_trusted(code)))
+                    };
+                    let mut ping = tokio::time::interval(FEED_PING_EVERY);
+                    loop {
+                        tokio::select! {
+                            msg = messages.next() => {
+                                let Some(msg) = msg else { break };
+                                if let Some(change) = changed(msg) {
+                                    listener(change).await;
+                                }
+                            }
+                            _ = ping.tick() => {
+                                // Redis answers the PING after sending every message
+                                // published before it, on this same connection.
+                                let sent = Instant::now();
+                                tokio::time::timeout(FEED_PING_TIMEOUT, sink.ping::<()>())
+                                    .await
+                                    .map_err(|_| feed_timeout())??;
+                                // Those messages are in the stream by now: apply them first.
+                                while let Some(Some(msg)) = messages.next().now_or_never() {
+                                    if let Some(change) = changed(msg) {
+                                        listener(change).await;
+                                    }
+                                }
+                                listener(LinkChange::CaughtUp(sent)).await;
+                            }
                         }
                     }
                     Ok::<(), redis::RedisError>(())
