@@ -71,7 +71,9 @@ pub fn warm_up() {
 const REMEMBERED_AGENTS: usize = 4096;
 
 thread_local! {
-    static SEEN: std::cell::RefCell<std::collections::HashMap<Box<str>, Visitor>> =
+    /// aHash, keyed randomly per map: a third of SipHash's cost on a 100-byte agent, and
+    /// agents (attacker-chosen) still cannot be crafted to collide.
+    static SEEN: std::cell::RefCell<std::collections::HashMap<Box<str>, Visitor, ahash::RandomState>> =
         std::cell::RefCell::default();
 }
 
