@@ -125,7 +125,8 @@ impl LinkCache {
             .map_err(|_| StoreError::Corrupt(format!("link {code}: url is not a header value")))?;
         let entry = Arc::new(CachedLink { link, location });
         if self.epoch.load(Ordering::Acquire) == epoch {
-            self.links.insert(code, entry.clone()).await;
+            // Keyed by the link's own code: one string per entry, not two.
+            self.links.insert(entry.link.code.clone(), entry.clone()).await;
         }
         Ok(Some(entry))
     }
