@@ -8,8 +8,9 @@
 //! is caught up ([`LinkChange::CaughtUp`]), and an entry is served only while the last
 //! confirmation is less than [`TRUST_FOR`] old. Without one (the feed hangs or is
 //! reconnecting), a hit is read again from the store; if the store is down too, the cached
-//! link is served (the contract's outage rule). The time-to-live only bounds how long an
-//! unused entry takes memory.
+//! link is served (the contract's outage rule), and for a second after a failed read hits
+//! are served without asking, so that an unreachable store does not make every redirect
+//! wait for its timeout. The time-to-live only bounds how long an unused entry takes memory.
 //!
 //! A load that raced with an invalidation must not put the old value back: every
 //! invalidation bumps `epoch`, and a load only inserts what it read if no invalidation
@@ -32,38 +33,41 @@ pub struct CachedLink {
 
 /// How long after the change feed's last confirmation cached links are still served.
 pub const TRUST_FOR: Duration = Duration::from_secs(1);
+/// After a failed store read, how long cached links are served without asking again.
+const STORE_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 pub struct LinkCache {
     /// aHash with a random key: fast, and still resistant to crafted collisions (codes
     /// come from request paths).
     links: Cache<ShortCode, Arc<CachedLink>, ahash::RandomState>,
     epoch: AtomicU64,
-    /// `None` when no one else changes the store: entries stay true until this instance
-    /// changes them (and drops them itself).
-    feed: Option<FeedClock>,
+    origin: Instant,
+    /// When the change feed last said it was caught up. `None` when no one else changes
+    /// the store: entries stay true until this instance changes them (and drops them).
+    feed_caught_up: Option<Moment>,
+    /// When a read of the store last failed.
+    store_failed: Moment,
     hits: metrics::Counter,
     misses: metrics::Counter,
     unconfirmed: metrics::Counter,
 }
 
-/// When the change feed last said it was caught up.
-struct FeedClock {
-    origin: Instant,
-    /// Milliseconds from `origin`, plus one; 0 until the first confirmation.
-    caught_up: AtomicU64,
-}
+/// An instant in an atomic: milliseconds from the cache's `origin`, plus one; 0 for never.
+#[derive(Default)]
+struct Moment(AtomicU64);
 
-impl FeedClock {
-    fn confirm(&self, at: Instant) {
-        let ms = at.saturating_duration_since(self.origin).as_millis() as u64 + 1;
-        self.caught_up.fetch_max(ms, Ordering::AcqRel);
+impl Moment {
+    fn mark(&self, origin: Instant, at: Instant) {
+        let ms = at.saturating_duration_since(origin).as_millis() as u64 + 1;
+        self.0.fetch_max(ms, Ordering::AcqRel);
     }
 
-    fn confirmed_within(&self, limit: Duration) -> bool {
-        match self.caught_up.load(Ordering::Acquire) {
+    /// Whether the moment is set and at most `limit` ago.
+    fn within(&self, origin: Instant, limit: Duration) -> bool {
+        match self.0.load(Ordering::Acquire) {
             0 => false,
             ms => {
-                let now = self.origin.elapsed().as_millis() as u64 + 1;
+                let now = origin.elapsed().as_millis() as u64 + 1;
                 now.saturating_sub(ms) <= limit.as_millis() as u64
             }
         }
@@ -80,10 +84,9 @@ impl LinkCache {
                 .time_to_live(ttl)
                 .build_with_hasher(ahash::RandomState::new()),
             epoch: AtomicU64::new(0),
-            feed: follows_feed.then(|| FeedClock {
-                origin: Instant::now(),
-                caught_up: AtomicU64::new(0),
-            }),
+            origin: Instant::now(),
+            feed_caught_up: follows_feed.then(Moment::default),
+            store_failed: Moment::default(),
             hits: metrics::counter!("akti_link_cache_total", "result" => "hit"),
             misses: metrics::counter!("akti_link_cache_total", "result" => "miss"),
             unconfirmed: metrics::counter!("akti_link_cache_total", "result" => "unconfirmed"),
@@ -117,7 +120,10 @@ impl LinkCache {
                 return Ok(None);
             }
             // The store is down: what this instance knows keeps redirecting.
-            Err(e) => return cached.map(Some).ok_or(e),
+            Err(e) => {
+                self.store_failed.mark(self.origin, Instant::now());
+                return cached.map(Some).ok_or(e);
+            }
         };
         // Stored URLs are WHATWG serialisations: ASCII without controls, always a valid
         // header value.
@@ -131,11 +137,13 @@ impl LinkCache {
         Ok(Some(entry))
     }
 
-    /// Whether cached entries may be served without asking the store.
+    /// Whether cached entries may be served without asking the store: the feed confirms
+    /// it is caught up, or the store failed a moment ago (asking it again would only make
+    /// every redirect wait for its timeout, and the outage rule serves the cached link).
     fn trusted(&self) -> bool {
-        self.feed
-            .as_ref()
-            .is_none_or(|feed| feed.confirmed_within(TRUST_FOR))
+        let confirmed = (self.feed_caught_up.as_ref())
+            .is_none_or(|caught_up| caught_up.within(self.origin, TRUST_FOR));
+        confirmed || self.store_failed.within(self.origin, STORE_RETRY_AFTER)
     }
 
     pub async fn apply(&self, change: LinkChange) {
@@ -149,8 +157,8 @@ impl LinkCache {
                 self.links.invalidate_all();
             }
             LinkChange::CaughtUp(at) => {
-                if let Some(feed) = &self.feed {
-                    feed.confirm(at);
+                if let Some(caught_up) = &self.feed_caught_up {
+                    caught_up.mark(self.origin, at);
                 }
             }
         }
