@@ -40,45 +40,59 @@ for _, member in ipairs(due) do
 end
 return #due";
 
-/// Records an outcome and acknowledges the lease. KEYS[1] delivery. ARGV: entry id,
+/// Records outcomes and acknowledges their leases. ARGV: groups of six: stream entry id,
 /// outcome, attempt JSON, next (ms), sub id, event id.
+///
+/// One call per [`OUTCOMES_PER_CALL`] outcomes, with one `XACK` and one `XDEL` for all of
+/// them: a script call per delivery cost Redis more than the delivery's own writes. Every
+/// key is under `{q}`, so a call stays in one Cluster slot.
 const FINISH: &str = r"
 local Q = 'akti:{q}:'
-redis.call('XACK', Q .. 'ready', 'dispatchers', ARGV[1])
-redis.call('XDEL', Q .. 'ready', ARGV[1])
-local outcome = ARGV[2]
-local member = ARGV[5] .. '|' .. ARGV[6]
-if outcome == 'dropped' then
-  if redis.call('HGET', KEYS[1], 'status') == 'pending' then
-    redis.call('HSET', KEYS[1], 'status', 'failed', 'next', '')
+local entries = {}
+for i = 1, #ARGV, 6 do
+  local entry, outcome, attempt, next_ms = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local sub, event = ARGV[i + 4], ARGV[i + 5]
+  local key = Q .. 'delivery:' .. sub .. ':' .. event
+  local member = sub .. '|' .. event
+  entries[#entries + 1] = entry
+  if outcome == 'dropped' then
+    if redis.call('HGET', key, 'status') == 'pending' then
+      redis.call('HSET', key, 'status', 'failed', 'next', '')
+    end
+  elseif outcome == 'deferred' then
+    redis.call('ZADD', Q .. 'retry', next_ms, member)
+  else
+    -- Every delivery hash has `attempts`; without it, the delivery expired meanwhile.
+    local attempts = redis.call('HGET', key, 'attempts')
+    if attempts or redis.call('EXISTS', key) == 1 then
+      if attempts == false or attempts == '[]' then
+        attempts = '[' .. attempt .. ']'
+      else
+        attempts = string.sub(attempts, 1, -2) .. ',' .. attempt .. ']'
+      end
+      if outcome == 'retry' then
+        redis.call('HSET', key, 'attempts', attempts, 'status', 'pending', 'next', next_ms)
+        redis.call('ZADD', Q .. 'retry', next_ms, member)
+      elseif outcome == 'delivered' then
+        redis.call('HSET', key, 'attempts', attempts, 'status', 'delivered', 'next', '')
+      else
+        redis.call('HSET', key, 'attempts', attempts, 'status', 'failed', 'next', '')
+        if outcome == 'gone' then
+          local f = redis.call('HGET', Q .. 'sub-filters', sub)
+          if f then redis.call('HSET', Q .. 'sub-filters', sub, '1' .. string.sub(f, 2)) end
+        end
+      end
+    end
   end
-  return 0
 end
-if outcome == 'deferred' then
-  redis.call('ZADD', Q .. 'retry', ARGV[4], member)
-  return 0
-end
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local attempts = redis.call('HGET', KEYS[1], 'attempts')
-if attempts == false or attempts == '[]' then
-  attempts = '[' .. ARGV[3] .. ']'
-else
-  attempts = string.sub(attempts, 1, -2) .. ',' .. ARGV[3] .. ']'
-end
-redis.call('HSET', KEYS[1], 'attempts', attempts)
-if outcome == 'retry' then
-  redis.call('HSET', KEYS[1], 'status', 'pending', 'next', ARGV[4])
-  redis.call('ZADD', Q .. 'retry', ARGV[4], member)
-elseif outcome == 'delivered' then
-  redis.call('HSET', KEYS[1], 'status', 'delivered', 'next', '')
-else
-  redis.call('HSET', KEYS[1], 'status', 'failed', 'next', '')
-  if outcome == 'gone' then
-    local f = redis.call('HGET', Q .. 'sub-filters', ARGV[5])
-    if f then redis.call('HSET', Q .. 'sub-filters', ARGV[5], '1' .. string.sub(f, 2)) end
-  end
+if #entries > 0 then
+  redis.call('XACK', Q .. 'ready', 'dispatchers', unpack(entries))
+  redis.call('XDEL', Q .. 'ready', unpack(entries))
 end
 return 1";
+
+/// Outcomes per call of [`FINISH`].
+const OUTCOMES_PER_CALL: usize = 64;
 
 static FINISHING: std::sync::LazyLock<LuaScript> =
     std::sync::LazyLock::new(|| LuaScript::new(FINISH.to_owned()));
@@ -478,7 +492,7 @@ impl WebhookStore for RedisStore {
             let Some((subscription, body, event_type)) = usable else {
                 // Deleted or disabled subscription, expired event, or already settled:
                 // release the entry; a pending delivery becomes failed (replayable).
-                eval(FINISH, &delivery_key(&sub_id, &event_id))
+                eval(FINISH, super::events::Q_ROUTE)
                     .arg(&entry)
                     .arg("dropped")
                     .arg("")
@@ -514,25 +528,27 @@ impl WebhookStore for RedisStore {
             return Ok(());
         }
         let mut pipe = redis::pipe();
-        for (task, outcome) in done {
-            let (name, attempt, next) = match outcome {
-                DeliveryOutcome::Delivered(a) => ("delivered", Some(a), None),
-                DeliveryOutcome::Retry(a, at) => ("retry", Some(a), Some(*at)),
-                DeliveryOutcome::Failed(a) => ("failed", Some(a), None),
-                DeliveryOutcome::Gone(a) => ("gone", Some(a), None),
-                DeliveryOutcome::Deferred(at) => ("deferred", None, Some(*at)),
-                DeliveryOutcome::Dropped => ("dropped", None, None),
-            };
-            let attempt = attempt
-                .map(|a| serde_json::to_string(a).unwrap_or_default())
-                .unwrap_or_default();
-            let mut cmd = FINISHING.call(&delivery_key(&task.subscription.id, &task.event_id));
-            cmd.arg(&task.lease)
-                .arg(name)
-                .arg(attempt)
-                .arg(next.map_or(0, |t| t.timestamp_millis()))
-                .arg(&task.subscription.id)
-                .arg(&task.event_id);
+        for chunk in done.chunks(OUTCOMES_PER_CALL) {
+            let mut cmd = FINISHING.call(super::events::Q_ROUTE);
+            for (task, outcome) in chunk {
+                let (name, attempt, next) = match outcome {
+                    DeliveryOutcome::Delivered(a) => ("delivered", Some(a), None),
+                    DeliveryOutcome::Retry(a, at) => ("retry", Some(a), Some(*at)),
+                    DeliveryOutcome::Failed(a) => ("failed", Some(a), None),
+                    DeliveryOutcome::Gone(a) => ("gone", Some(a), None),
+                    DeliveryOutcome::Deferred(at) => ("deferred", None, Some(*at)),
+                    DeliveryOutcome::Dropped => ("dropped", None, None),
+                };
+                let attempt = attempt
+                    .map(|a| serde_json::to_string(a).unwrap_or_default())
+                    .unwrap_or_default();
+                cmd.arg(&task.lease)
+                    .arg(name)
+                    .arg(attempt)
+                    .arg(next.map_or(0, |t| t.timestamp_millis()))
+                    .arg(&task.subscription.id)
+                    .arg(&task.event_id);
+            }
             pipe.add_command(cmd).ignore();
         }
         self.query_scripted(&FINISHING, &pipe).await
