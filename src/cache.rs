@@ -132,7 +132,9 @@ impl LinkCache {
         let entry = Arc::new(CachedLink { link, location });
         if self.epoch.load(Ordering::Acquire) == epoch {
             // Keyed by the link's own code: one string per entry, not two.
-            self.links.insert(entry.link.code.clone(), entry.clone()).await;
+            self.links
+                .insert(entry.link.code.clone(), entry.clone())
+                .await;
         }
         Ok(Some(entry))
     }

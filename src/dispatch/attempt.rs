@@ -82,7 +82,7 @@ async fn send(
     timeout: Duration,
     allow_private: bool,
 ) -> Result<(u16, Option<Duration>), String> {
-    let url = url::Url::parse(&task.subscription.url).map_err(|_| "invalid URL".to_owned())?;
+    let url = parsed(&task.subscription.url).ok_or_else(|| "invalid URL".to_owned())?;
     if !allow_private {
         // Literal addresses skip DNS, so the resolver cannot check them.
         let literal = match url.host() {
@@ -132,6 +132,28 @@ async fn send(
         }
     }
     Ok((status, retry_after))
+}
+
+/// Subscription URLs parsed, per thread: parsing (IDNA mapping of the host included) was
+/// about 6% of the dispatcher's time, for the same few URLs every time. Keyed by the URL
+/// text itself, so a changed subscription URL is simply another key.
+fn parsed(url: &str) -> Option<url::Url> {
+    const REMEMBERED: usize = 1024;
+    thread_local! {
+        static PARSED: std::cell::RefCell<std::collections::HashMap<String, url::Url, ahash::RandomState>> =
+            std::cell::RefCell::default();
+    }
+    if let Some(known) = PARSED.with_borrow(|parsed| parsed.get(url).cloned()) {
+        return Some(known);
+    }
+    let fresh = url::Url::parse(url).ok()?;
+    PARSED.with_borrow_mut(|parsed| {
+        if parsed.len() >= REMEMBERED {
+            parsed.clear();
+        }
+        parsed.insert(url.to_owned(), fresh.clone());
+    });
+    Some(fresh)
 }
 
 /// A short reason for the delivery log, without the URL (it may carry a token).

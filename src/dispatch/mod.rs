@@ -68,6 +68,42 @@ pub struct Dispatcher {
     /// A std mutex: held only to look up or insert, never across an await.
     per_subscription: Mutex<HashMap<String, Arc<Slots>>>,
     tracker: TaskTracker,
+    metrics: DeliveryMetrics,
+}
+
+/// Metric handles registered once: a registry lookup per delivery (labels hashed, a
+/// sharded map searched) showed in the dispatcher's profile.
+struct DeliveryMetrics {
+    attempt_seconds: metrics::Histogram,
+    delivered: metrics::Counter,
+    retry: metrics::Counter,
+    failed: metrics::Counter,
+    gone: metrics::Counter,
+    skipped: metrics::Counter,
+}
+
+impl DeliveryMetrics {
+    fn new() -> Self {
+        let outcome = |name: &'static str| metrics::counter!("akti_webhook_deliveries_total", "outcome" => name);
+        Self {
+            attempt_seconds: metrics::histogram!("akti_webhook_attempt_duration_seconds"),
+            delivered: outcome("delivered"),
+            retry: outcome("retry"),
+            failed: outcome("failed"),
+            gone: outcome("gone"),
+            skipped: outcome("skipped"),
+        }
+    }
+
+    fn outcome(&self, outcome: &DeliveryOutcome) -> &metrics::Counter {
+        match outcome {
+            DeliveryOutcome::Delivered(_) => &self.delivered,
+            DeliveryOutcome::Retry(..) => &self.retry,
+            DeliveryOutcome::Failed(_) => &self.failed,
+            DeliveryOutcome::Gone(_) => &self.gone,
+            DeliveryOutcome::Deferred(_) | DeliveryOutcome::Dropped => &self.skipped,
+        }
+    }
 }
 
 impl Dispatcher {
@@ -83,6 +119,7 @@ impl Dispatcher {
             room: tokio::sync::Notify::new(),
             per_subscription: Mutex::default(),
             tracker: TaskTracker::new(),
+            metrics: DeliveryMetrics::new(),
         })
     }
 
@@ -211,8 +248,7 @@ impl Dispatcher {
         let (attempt, verdict) =
             attempt::deliver(&self.client, task, self.timeout, self.allow_private).await;
         let made = task.attempts_made + 1;
-        metrics::histogram!("akti_webhook_attempt_duration_seconds")
-            .record(attempt.duration_ms as f64 / 1000.0);
+        (self.metrics.attempt_seconds).record(attempt.duration_ms as f64 / 1000.0);
         let outcome = match verdict {
             Verdict::Delivered => DeliveryOutcome::Delivered(attempt),
             Verdict::Gone => {
@@ -224,14 +260,7 @@ impl Dispatcher {
                 None => DeliveryOutcome::Failed(attempt),
             },
         };
-        let name = match &outcome {
-            DeliveryOutcome::Delivered(_) => "delivered",
-            DeliveryOutcome::Retry(..) => "retry",
-            DeliveryOutcome::Failed(_) => "failed",
-            DeliveryOutcome::Gone(_) => "gone",
-            DeliveryOutcome::Deferred(_) | DeliveryOutcome::Dropped => "skipped",
-        };
-        metrics::counter!("akti_webhook_deliveries_total", "outcome" => name).increment(1);
+        self.metrics.outcome(&outcome).increment(1);
         outcome
     }
 }
