@@ -262,6 +262,33 @@ async fn bulk_creation_takes_ten_thousand_leads_and_no_more(backend: Backend) {
     let codes: HashSet<&str> = links.iter().map(|l| l["code"].as_str().unwrap()).collect();
     assert_eq!(codes.len(), 10_000);
     assert_eq!(links[9_999]["phone"], "+15550009999");
+
+    // Indexed in chunks: every link is listed once, and the campaign counts them all.
+    let stats: Value = app
+        .admin_get("/v1/campaigns/c/stats")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["links"], 10_000);
+    let mut listed = HashSet::new();
+    let mut cursor = String::new();
+    loop {
+        let page: Value = app
+            .admin_get(&format!("/v1/links?limit=1000{cursor}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        for link in page["links"].as_array().unwrap() {
+            assert!(listed.insert(link["code"].as_str().unwrap().to_owned()));
+        }
+        match page["nextCursor"].as_str() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(listed.len(), 10_000);
 }
 
 async fn bulk_errors_name_the_lead_at_fault(backend: Backend) {

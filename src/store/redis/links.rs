@@ -48,6 +48,10 @@ if current == false or current == ARGV[2] then
 end
 return current";
 
+/// Members per `ZADD` when indexing a batch: one command holds Redis for about a
+/// millisecond at most.
+const MEMBERS_PER_ZADD: usize = 1_000;
+
 /// The two scripts of bulk creation, called by SHA.
 static CLAIMING: LazyLock<LuaScript> = LazyLock::new(|| LuaScript::new(CLAIM_CODE.to_owned()));
 static BINDING: LazyLock<LuaScript> = LazyLock::new(|| LuaScript::new(BIND_IDENTITY.to_owned()));
@@ -240,14 +244,28 @@ impl RedisStore {
         if links.is_empty() {
             return Ok(());
         }
+        // The listing index and each campaign's take many members per command (a bulk
+        // call is one campaign): a command per member cost Redis more than the inserts.
+        let mut by_index: HashMap<String, Vec<String>> = HashMap::new();
         let mut pipe = redis::pipe();
         for link in links {
             let member = index_member(link);
-            pipe.zadd(INDEX_ALL, &member, 0).ignore();
-            pipe.zadd(campaign_index(&link.campaign_id), &member, 0)
-                .ignore();
             if let Some(phone) = &link.phone {
                 pipe.zadd(phone_index(phone), &member, 0).ignore();
+            }
+            by_index
+                .entry(campaign_index(&link.campaign_id))
+                .or_default()
+                .push(member.clone());
+            by_index
+                .entry(INDEX_ALL.to_owned())
+                .or_default()
+                .push(member);
+        }
+        for (index, members) in &by_index {
+            for chunk in members.chunks(MEMBERS_PER_ZADD) {
+                let scored: Vec<(u8, &String)> = chunk.iter().map(|m| (0, m)).collect();
+                pipe.zadd_multiple(index, &scored).ignore();
             }
         }
         pipe.query_async::<()>(&mut self.conn())
@@ -352,17 +370,31 @@ impl LinkStore for RedisStore {
             let mut pipe = redis::pipe();
             for ((_, _, _, dead), link) in fresh.iter().zip(&claimed) {
                 let (c, p, u) = link.identity();
-                pipe.add_command({
-                    let mut cmd = BINDING.call(&identity_key(c, p, u));
-                    cmd.arg(link.code.as_str())
-                        .arg(dead.as_deref().unwrap_or(""));
-                    cmd
-                });
+                let key = identity_key(c, p, u);
+                match dead {
+                    // The common case, natively (no script call): set unless set, and
+                    // answer what was there. Safe to repeat after `NOSCRIPT`: a second
+                    // run finds our own code.
+                    None => {
+                        pipe.cmd("SET")
+                            .arg(key)
+                            .arg(link.code.as_str())
+                            .arg("NX")
+                            .arg("GET");
+                    }
+                    Some(dead) => {
+                        let mut cmd = BINDING.call(&key);
+                        cmd.arg(link.code.as_str()).arg(dead);
+                        pipe.add_command(cmd);
+                    }
+                }
             }
-            let bound: Vec<String> = self.query_scripted(&BINDING, &pipe).await?;
+            // Per link, the code its identity names now (`None`: it was free, now ours).
+            let bound: Vec<Option<String>> = self.query_scripted(&BINDING, &pipe).await?;
             let mut lost_races: Vec<(usize, String)> = Vec::new();
             let mut won: Vec<&Link> = Vec::new();
             for (((slot, ..), link), winner) in fresh.iter().zip(&claimed).zip(bound) {
+                let winner = winner.unwrap_or_else(|| link.code.as_str().to_owned());
                 if winner == link.code.as_str() {
                     results[*slot] = Some(Created {
                         link: link.clone(),
