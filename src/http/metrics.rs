@@ -3,7 +3,7 @@
 //! Metric names:
 //! - `akti_http_requests_total{listener, route, method, status}`
 //! - `akti_http_request_duration_seconds{listener, route, method, status}` (histogram)
-//! - `akti_link_cache_total{result="hit"|"miss"}`, `akti_link_cache_entries`
+//! - `akti_link_cache_total{result="hit"|"miss"|"unconfirmed"}`, `akti_link_cache_entries`
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{Method, StatusCode, header};

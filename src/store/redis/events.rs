@@ -68,9 +68,10 @@ end
 return answers
 ";
 
-/// Lead clicks per call of the click script: a batch is a few calls, not one command per
-/// click (each command costs Redis more than the script's work for it), and no call
-/// holds Redis for more than about a millisecond.
+/// Lead clicks per call of the click script: a batch is a few calls with one reply
+/// each, not a call and a two-element reply per click (the service's cost of a click that
+/// emits fell from 44,600 to 37,500 instructions with this and the window-cache change),
+/// and no call holds Redis for more than about a millisecond.
 const CLICKS_PER_CALL: usize = 64;
 
 /// Adds to many counter hashes in one call. ARGV[1] says how the rest is grouped:
@@ -81,8 +82,10 @@ const CLICKS_PER_CALL: usize = 64;
 ///
 /// One call per [`COUNTS_PER_CALL`] counters rather than one command per counter: with
 /// per-lead links nearly every click touches a different link, so a flush is as many
-/// counters as clicks, and a command each cost Redis (on the same core as the service in the
-/// benchmark) more than the redirect itself.
+/// counters as clicks, and building a command and parsing its reply cost the service about
+/// 2,400 instructions per click (callgrind). In Redis a bot-only pair costs a little more
+/// than a plain pipelined `HINCRBY` (2.8-3.1 µs against 1.9-2.2 µs, measured side by side)
+/// and much less than a six-field group (3.6-5.7 µs); the service's saving is larger.
 const ADD_COUNTS: &str = r"
 if ARGV[1] == 'b' then
   for i = 2, #ARGV, 2 do
