@@ -91,10 +91,14 @@ impl Service<Request> for PublicService {
 }
 
 async fn redirect(state: &AppState, request: &Parts) -> Response {
-    let segment = redirect_segment(&request.method, &request.uri).expect("checked before the call");
     // As the router's `Path` extractor does: decoded, and undecodable means no such link.
-    match percent_encoding::percent_decode_str(segment).decode_utf8() {
-        Ok(code) => follow(state, &code, &request.method, &request.headers).await,
-        Err(_) => not_found(state),
+    let code = redirect_segment(&request.method, &request.uri).and_then(|segment| {
+        percent_encoding::percent_decode_str(segment)
+            .decode_utf8()
+            .ok()
+    });
+    match code {
+        Some(code) => follow(state, &code, &request.method, &request.headers).await,
+        None => not_found(state),
     }
 }
