@@ -139,7 +139,7 @@ const ROUTE_STATUSES: [StatusCode; 5] = [
 pub struct RouteMetrics {
     listener: &'static str,
     route: &'static str,
-    /// `[is HEAD][index in ROUTE_STATUSES]`
+    /// `[GET: 0, HEAD: 1][index in ROUTE_STATUSES]`
     table: [[OnceLock<RequestMetrics>; ROUTE_STATUSES.len()]; 2],
 }
 
@@ -153,14 +153,19 @@ impl RouteMetrics {
     }
 
     pub fn observe(&self, method: &Method, status: StatusCode, start: Instant) {
-        let head = usize::from(method == Method::HEAD);
-        match ROUTE_STATUSES.iter().position(|s| *s == status) {
-            Some(i) if head == 1 || method == Method::GET => self.table[head][i]
+        let row = match *method {
+            Method::GET => Some(0),
+            Method::HEAD => Some(1),
+            _ => None,
+        };
+        let column = ROUTE_STATUSES.iter().position(|s| *s == status);
+        match row.zip(column) {
+            Some((row, column)) => self.table[row][column]
                 .get_or_init(|| {
                     request_metrics(self.listener, self.route, method.as_str(), status.as_u16())
                 })
                 .observe(start),
-            _ => observe(self.listener, self.route, method, status, start),
+            None => observe(self.listener, self.route, method, status, start),
         }
     }
 }

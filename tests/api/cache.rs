@@ -42,13 +42,19 @@ async fn served_url(cache: &LinkCache, store: &dyn Store, code: &ShortCode) -> S
     entry.link.url.as_str().to_owned()
 }
 
-#[tokio::test]
-async fn cached_links_are_served_only_while_the_feed_confirms_it_is_caught_up() {
+/// A Redis store with one link, and a cache (TTL far beyond the test) that has served it.
+async fn cached_link(follows_feed: bool) -> (RedisServer, RedisStore, LinkCache, ShortCode) {
     let redis = RedisServer::start();
     let store = RedisStore::connect(&redis.url()).unwrap();
-    let cache = LinkCache::new(1_000, Duration::from_secs(3600), true);
+    let cache = LinkCache::new(1_000, Duration::from_secs(3600), follows_feed);
     let code = create(&store, "https://one.test/").await;
     assert_eq!(served_url(&cache, &store, &code).await, "https://one.test/");
+    (redis, store, cache, code)
+}
+
+#[tokio::test]
+async fn cached_links_are_served_only_while_the_feed_confirms_it_is_caught_up() {
+    let (redis, store, cache, code) = cached_link(true).await;
 
     // No confirmation yet: a cached link is read again, so a missed change is seen.
     change_silently(&store, &code, "https://two.test/").await;
@@ -77,11 +83,7 @@ async fn cached_links_are_served_only_while_the_feed_confirms_it_is_caught_up() 
 
 #[tokio::test]
 async fn a_cache_without_a_feed_trusts_its_entries() {
-    let redis = RedisServer::start();
-    let store = RedisStore::connect(&redis.url()).unwrap();
-    let cache = LinkCache::new(1_000, Duration::from_secs(3600), false);
-    let code = create(&store, "https://one.test/").await;
-    assert_eq!(served_url(&cache, &store, &code).await, "https://one.test/");
+    let (_redis, store, cache, code) = cached_link(false).await;
     change_silently(&store, &code, "https://two.test/").await;
     assert_eq!(served_url(&cache, &store, &code).await, "https://one.test/");
 }

@@ -271,24 +271,11 @@ async fn bulk_creation_takes_ten_thousand_leads_and_no_more(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(stats["links"], 10_000);
-    let mut listed = HashSet::new();
-    let mut cursor = String::new();
-    loop {
-        let page: Value = app
-            .admin_get(&format!("/v1/links?limit=1000{cursor}"))
-            .await
-            .json()
-            .await
-            .unwrap();
-        for link in page["links"].as_array().unwrap() {
-            assert!(listed.insert(link["code"].as_str().unwrap().to_owned()));
-        }
-        match page["nextCursor"].as_str() {
-            Some(next) => cursor = format!("&cursor={next}"),
-            None => break,
-        }
-    }
-    assert_eq!(listed.len(), 10_000);
+    let listed = list_codes(&app, "", 1000).await;
+    assert_eq!(
+        listed,
+        codes.iter().map(|c| c.to_string()).collect::<HashSet<_>>()
+    );
 }
 
 async fn bulk_errors_name_the_lead_at_fault(backend: Backend) {
@@ -397,28 +384,7 @@ async fn listing_pages_with_a_cursor_and_filters(backend: Backend) {
     )
     .await;
 
-    let mut seen = HashSet::new();
-    let mut path = "/v1/links?campaignId=a&phone=%2B14155550123&limit=2".to_owned();
-    loop {
-        let page: Value = app.admin_get(&path).await.json().await.unwrap();
-        let links = page["links"].as_array().unwrap();
-        assert!(links.len() <= 2);
-        for link in links {
-            assert!(
-                seen.insert(link["code"].as_str().unwrap().to_owned()),
-                "no repeats"
-            );
-        }
-        match page["nextCursor"].as_str() {
-            Some(cursor) => {
-                path = format!(
-                    "/v1/links?campaignId=a&phone=%2B14155550123&limit=2&cursor={}",
-                    urlencode(cursor)
-                );
-            }
-            None => break,
-        }
-    }
+    let seen = list_codes(&app, "campaignId=a&phone=%2B14155550123&", 2).await;
     assert_eq!(seen, created);
 
     // An unencoded '+' arrives as a space; it still means the phone.
@@ -437,6 +403,33 @@ async fn listing_pages_with_a_cursor_and_filters(backend: Backend) {
         .unwrap();
     assert_eq!(all["links"].as_array().unwrap().len(), 7);
     assert_eq!(all["nextCursor"], Value::Null);
+}
+
+/// Every code `GET /v1/links?<filters>limit=<limit>` lists, page after page; asserts that
+/// no page is longer than `limit` and no code comes twice.
+async fn list_codes(app: &TestApp, filters: &str, limit: usize) -> HashSet<String> {
+    let mut seen = HashSet::new();
+    let mut path = format!("/v1/links?{filters}limit={limit}");
+    loop {
+        let page: Value = app.admin_get(&path).await.json().await.unwrap();
+        let links = page["links"].as_array().unwrap();
+        assert!(links.len() <= limit);
+        for link in links {
+            assert!(
+                seen.insert(link["code"].as_str().unwrap().to_owned()),
+                "no repeats"
+            );
+        }
+        match page["nextCursor"].as_str() {
+            Some(cursor) => {
+                path = format!(
+                    "/v1/links?{filters}limit={limit}&cursor={}",
+                    urlencode(cursor)
+                );
+            }
+            None => return seen,
+        }
+    }
 }
 
 fn urlencode(s: &str) -> String {

@@ -22,6 +22,8 @@ pub(super) const CHANGES_CHANNEL: &str = "akti:link-changes";
 const FEED_PING_EVERY: Duration = Duration::from_millis(200);
 /// A feed that does not answer its PING within this is treated as lost and reconnected.
 const FEED_PING_TIMEOUT: Duration = Duration::from_secs(2);
+pub(super) const INDEX_ALL: &str = "akti:index:all";
+const CODE_ATTEMPTS: usize = 10;
 
 fn feed_timeout() -> redis::RedisError {
     redis::RedisError::from((
@@ -29,8 +31,6 @@ fn feed_timeout() -> redis::RedisError {
         "the change feed did not answer its PING",
     ))
 }
-pub(super) const INDEX_ALL: &str = "akti:index:all";
-const CODE_ATTEMPTS: usize = 10;
 
 /// Writes the link hash only if the code is free. KEYS[1] link; ARGV field/value pairs.
 const CLAIM_CODE: &str = r"
@@ -246,26 +246,29 @@ impl RedisStore {
         }
         // The listing index and each campaign's take many members per command (a bulk
         // call is one campaign): a command per member cost Redis more than the inserts.
-        let mut by_index: HashMap<String, Vec<String>> = HashMap::new();
+        let members: Vec<String> = links.iter().map(|link| index_member(link)).collect();
+        let mut by_campaign: HashMap<&CampaignId, Vec<&str>> = HashMap::new();
         let mut pipe = redis::pipe();
-        for link in links {
-            let member = index_member(link);
+        for (link, member) in links.iter().zip(&members) {
             if let Some(phone) = &link.phone {
-                pipe.zadd(phone_index(phone), &member, 0).ignore();
+                pipe.zadd(phone_index(phone), member, 0).ignore();
             }
-            by_index
-                .entry(campaign_index(&link.campaign_id))
-                .or_default()
-                .push(member.clone());
-            by_index
-                .entry(INDEX_ALL.to_owned())
+            by_campaign
+                .entry(&link.campaign_id)
                 .or_default()
                 .push(member);
         }
-        for (index, members) in &by_index {
+        let all = (
+            INDEX_ALL.to_owned(),
+            members.iter().map(String::as_str).collect(),
+        );
+        let indexes = (by_campaign.into_iter())
+            .map(|(campaign, members)| (campaign_index(campaign), members))
+            .chain([all]);
+        for (index, members) in indexes {
             for chunk in members.chunks(MEMBERS_PER_ZADD) {
-                let scored: Vec<(u8, &String)> = chunk.iter().map(|m| (0, m)).collect();
-                pipe.zadd_multiple(index, &scored).ignore();
+                let scored: Vec<(u8, &str)> = chunk.iter().map(|m| (0, *m)).collect();
+                pipe.zadd_multiple(&index, &scored).ignore();
             }
         }
         pipe.query_async::<()>(&mut self.conn())
