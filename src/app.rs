@@ -121,9 +121,12 @@ impl App {
         let cache = state.cache.clone();
         let listener: ChangeListener = Arc::new(move |change| {
             let cache = cache.clone();
-            async move { cache.apply(change).await }.boxed()
+            async move { cache.apply(change) }.boxed()
         });
         state.store.watch_changes(listener, shutdown.clone());
+        let cache = state.cache.clone();
+        let sweeping = shutdown.clone();
+        tokio::spawn(async move { cache.sweep_until(sweeping).await });
 
         tokio::spawn(http::metrics::run_upkeep(shutdown.clone()));
 

@@ -3,7 +3,8 @@
 //! An event's body is rendered once, when the event is created, and stored as bytes: every
 //! delivery attempt sends (and signs) the very same body.
 
-use crate::domain::{CampaignId, Link, format_time, random_id};
+use crate::cache::CachedLink;
+use crate::domain::{CampaignId, format_time, random_id};
 use crate::messages::Message;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -152,17 +153,17 @@ pub fn link_delivered(message: &Message, at: DateTime<Utc>) -> Option<Event> {
     ))
 }
 
-/// `lead.link_clicked` for a click at `at` on `link`; `None` for a link without a lead.
-pub fn link_clicked(link: &Link, short_url: &str, at: DateTime<Utc>) -> Option<Event> {
-    let phone = link.phone.as_ref()?;
+/// `lead.link_clicked` for a click at `at` on `link` (as the redirect cache holds it);
+/// `None` for a link without a lead.
+pub fn link_clicked(link: &CachedLink, short_url: &str, at: DateTime<Utc>) -> Option<Event> {
     Some(render(
         EventType::LinkClicked,
         &link.campaign_id,
         at,
         ClickedData {
-            phone: phone.as_str(),
-            external_lead_id: link.external_lead_id.as_ref().map(|x| x.as_str()),
-            url: link.url.as_str(),
+            phone: link.phone()?,
+            external_lead_id: link.external_lead_id(),
+            url: link.url(),
             short_url,
         },
     ))
@@ -171,7 +172,7 @@ pub fn link_clicked(link: &Link, short_url: &str, at: DateTime<Utc>) -> Option<E
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Destination, ExternalLeadId, Phone, ShortCode, from_millis};
+    use crate::domain::{Destination, ExternalLeadId, Link, Phone, ShortCode, from_millis};
 
     fn link(lead: Option<&str>) -> Link {
         Link {
@@ -186,11 +187,19 @@ mod tests {
         }
     }
 
+    fn cached(link: Link) -> CachedLink {
+        CachedLink::new(&link)
+    }
+
     #[test]
     fn link_clicked_matches_the_seed_field_for_field() {
         let at = from_millis(1_706_443_200_000);
-        let event =
-            link_clicked(&link(Some("abc123")), "https://link.akti.fyi/abc123", at).unwrap();
+        let event = link_clicked(
+            &cached(link(Some("abc123"))),
+            "https://link.akti.fyi/abc123",
+            at,
+        )
+        .unwrap();
         let body: serde_json::Value = serde_json::from_str(&event.body).unwrap();
         assert_eq!(
             body,
@@ -215,7 +224,7 @@ mod tests {
 
     #[test]
     fn a_lead_without_an_external_id_leaves_the_field_out() {
-        let event = link_clicked(&link(None), "https://l/abc123", from_millis(0)).unwrap();
+        let event = link_clicked(&cached(link(None)), "https://l/abc123", from_millis(0)).unwrap();
         assert!(!event.body.contains("externalLeadId"));
     }
 
@@ -223,6 +232,6 @@ mod tests {
     fn a_link_without_a_phone_emits_nothing() {
         let mut l = link(None);
         l.phone = None;
-        assert!(link_clicked(&l, "https://l/abc123", from_millis(0)).is_none());
+        assert!(link_clicked(&cached(l), "https://l/abc123", from_millis(0)).is_none());
     }
 }

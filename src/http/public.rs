@@ -8,6 +8,7 @@ use super::AppState;
 use crate::cache::CachedLink;
 use crate::clicks::bots::{Visitor, classify};
 use crate::domain::{ShortCode, now_millis};
+use crate::events::link_clicked;
 use crate::store::{Counted, LeadClick};
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
@@ -80,14 +81,16 @@ pub async fn follow(
         Ok(Some(entry)) => {
             // One clock read for both: whether the link is live, and the click's time.
             let now = now_millis();
-            match entry.link.check_live(now) {
-                Ok(()) => {
+            match (entry.check_live(now), entry.location()) {
+                (Ok(()), Some(location)) => {
                     if method != Method::HEAD {
                         record_click(state, headers, &entry, now).await;
                     }
-                    found(entry.location.clone())
+                    found(location)
                 }
-                Err(_) => gone(state),
+                // The cache admits only links whose URL is a header value.
+                (Ok(()), None) => unavailable(),
+                (Err(_), _) => gone(state),
             }
         }
         Ok(None) => not_found(state),
@@ -105,22 +108,23 @@ pub async fn follow(
 async fn record_click(
     state: &AppState,
     headers: &HeaderMap,
-    entry: &CachedLink,
+    link: &CachedLink,
     at: chrono::DateTime<chrono::Utc>,
 ) {
-    let link = &entry.link;
     let agent = headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok());
     let clicks = &state.clicks;
     match classify(agent) {
         Visitor::Bot => clicks.count(&link.code, &link.campaign_id, Counted::Bot, at),
-        Visitor::Human if link.phone.is_none() || clicks.in_open_window(link.code.as_str(), at) => {
+        Visitor::Human
+            if link.phone().is_none() || clicks.in_open_window(link.code.as_str(), at) =>
+        {
             clicks.count(&link.code, &link.campaign_id, Counted::Human, at)
         }
         Visitor::Human => {
             let short_url = state.short_url(link.code.as_str());
-            if let Some(event) = crate::events::link_clicked(link, &short_url, at) {
+            if let Some(event) = link_clicked(link, &short_url, at) {
                 let click = LeadClick {
                     code: link.code.clone(),
                     campaign_id: link.campaign_id.clone(),

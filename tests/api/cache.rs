@@ -39,7 +39,7 @@ async fn change_silently(store: &dyn Store, code: &ShortCode, url: &str) {
 
 async fn served_url(cache: &LinkCache, store: &dyn Store, code: &ShortCode) -> String {
     let entry = cache.lookup(code.as_str(), store).await.unwrap().unwrap();
-    entry.link.url.as_str().to_owned()
+    entry.url().to_owned()
 }
 
 /// A Redis store with one link, and a cache (TTL far beyond the test) that has served it.
@@ -62,7 +62,7 @@ async fn cached_links_are_served_only_while_the_feed_confirms_it_is_caught_up() 
 
     // Confirmed: the cache answers by itself (a silent change is not seen; the feed would
     // have carried a real one).
-    cache.apply(LinkChange::CaughtUp(Instant::now())).await;
+    cache.apply(LinkChange::CaughtUp(Instant::now()));
     change_silently(&store, &code, "https://three.test/").await;
     assert_eq!(served_url(&cache, &store, &code).await, "https://two.test/");
 

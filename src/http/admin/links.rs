@@ -243,7 +243,7 @@ fn path_code(code: &str) -> Result<ShortCode, ApiError> {
 /// the store. The change is already committed; a failed announcement leaves the others to
 /// their cache TTL, so it is logged rather than failing the request.
 async fn propagate_change(state: &AppState, code: &ShortCode) {
-    state.cache.apply(LinkChange::One(code.clone())).await;
+    state.cache.apply(LinkChange::One(code.clone()));
     if let Err(e) = state.store.announce_change(code).await {
         tracing::warn!(error = %e, code = %code, "could not announce a link change");
     }

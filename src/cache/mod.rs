@@ -16,20 +16,17 @@
 //! invalidation bumps `epoch`, and a load only inserts what it read if no invalidation
 //! happened since it started.
 
-use crate::domain::{Link, ShortCode};
+mod entry;
+mod shards;
+
+pub use entry::CachedLink;
+
+use crate::domain::ShortCode;
 use crate::store::{LinkChange, Store, StoreError};
-use axum::http::HeaderValue;
-use moka::future::Cache;
+use shards::Shards;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-
-/// A cached link with its `Location` header already built, so a hit costs no parsing.
-#[derive(Debug)]
-pub struct CachedLink {
-    pub link: Link,
-    pub location: HeaderValue,
-}
 
 /// How long after the change feed's last confirmation cached links are still served.
 pub const TRUST_FOR: Duration = Duration::from_secs(1);
@@ -37,9 +34,9 @@ pub const TRUST_FOR: Duration = Duration::from_secs(1);
 const STORE_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 pub struct LinkCache {
-    /// aHash with a random key: fast, and still resistant to crafted collisions (codes
-    /// come from request paths).
-    links: Cache<ShortCode, Arc<CachedLink>, ahash::RandomState>,
+    links: Shards,
+    /// How long an unused entry may stay (memory only; see the module's text).
+    ttl: Duration,
     epoch: AtomicU64,
     origin: Instant,
     /// When the change feed last said it was caught up. `None` when no one else changes
@@ -79,10 +76,8 @@ impl LinkCache {
     /// with other instances).
     pub fn new(capacity: u64, ttl: Duration, follows_feed: bool) -> Self {
         Self {
-            links: Cache::builder()
-                .max_capacity(capacity)
-                .time_to_live(ttl)
-                .build_with_hasher(ahash::RandomState::new()),
+            links: Shards::new(capacity),
+            ttl,
             epoch: AtomicU64::new(0),
             origin: Instant::now(),
             feed_caught_up: follows_feed.then(Moment::default),
@@ -99,7 +94,7 @@ impl LinkCache {
         code: &str,
         store: &dyn Store,
     ) -> Result<Option<Arc<CachedLink>>, StoreError> {
-        let cached = self.links.get(code).await;
+        let cached = self.links.get(code);
         if let Some(hit) = &cached {
             if self.trusted() {
                 self.hits.increment(1);
@@ -115,7 +110,7 @@ impl LinkCache {
             Ok(Some(link)) => link,
             Ok(None) => {
                 if cached.is_some() {
-                    self.links.invalidate(&code).await;
+                    self.links.remove(code.as_str());
                 }
                 return Ok(None);
             }
@@ -125,16 +120,14 @@ impl LinkCache {
                 return cached.map(Some).ok_or(e);
             }
         };
-        // Stored URLs are WHATWG serialisations: ASCII without controls, always a valid
-        // header value.
-        let location = HeaderValue::from_str(link.url.as_str())
-            .map_err(|_| StoreError::Corrupt(format!("link {code}: url is not a header value")))?;
-        let entry = Arc::new(CachedLink { link, location });
+        let entry = Arc::new(CachedLink::new(&link));
+        if entry.location().is_none() {
+            return Err(StoreError::Corrupt(format!(
+                "link {code}: url is not a header value"
+            )));
+        }
         if self.epoch.load(Ordering::Acquire) == epoch {
-            // Keyed by the link's own code: one string per entry, not two.
-            self.links
-                .insert(entry.link.code.clone(), entry.clone())
-                .await;
+            self.links.insert(entry.clone());
         }
         Ok(Some(entry))
     }
@@ -148,15 +141,15 @@ impl LinkCache {
         confirmed || self.store_failed.within(self.origin, STORE_RETRY_AFTER)
     }
 
-    pub async fn apply(&self, change: LinkChange) {
+    pub fn apply(&self, change: LinkChange) {
         match change {
             LinkChange::One(code) => {
                 self.epoch.fetch_add(1, Ordering::AcqRel);
-                self.links.invalidate(&code).await;
+                self.links.remove(code.as_str());
             }
             LinkChange::All => {
                 self.epoch.fetch_add(1, Ordering::AcqRel);
-                self.links.invalidate_all();
+                self.links.clear();
             }
             LinkChange::CaughtUp(at) => {
                 if let Some(caught_up) = &self.feed_caught_up {
@@ -166,9 +159,23 @@ impl LinkCache {
         }
     }
 
-    /// Entries currently held (approximate; for metrics and the memory benchmark).
+    /// Drops entries unused for longer than the time-to-live, every quarter of it (at
+    /// most every minute), until `shutdown`.
+    pub async fn sweep_until(&self, shutdown: tokio_util::sync::CancellationToken) {
+        let every = (self.ttl / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => self.links.sweep(self.ttl),
+                () = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    /// Entries currently held (for metrics and the memory benchmark).
     pub fn len(&self) -> u64 {
-        self.links.entry_count()
+        self.links.len()
     }
 
     pub fn is_empty(&self) -> bool {

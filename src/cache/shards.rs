@@ -1,0 +1,173 @@
+//! A bounded map from short code to cached link: least recently used entries go first,
+//! and entries unused for longer than the time-to-live are swept out.
+//!
+//! Split into shards, each an `lru::LruCache` behind its own lock, so that redirects on
+//! different cores rarely wait for each other; a lock is held for one map operation,
+//! never across an await. Each shard holds an equal part of the capacity, so the whole
+//! may start evicting slightly before it holds `capacity` entries.
+//!
+//! Why not moka (which the click recorder uses for its windows): measured in isolation,
+//! moka costs about 300 bytes per entry of its own (its per-entry nodes, timer wheel and
+//! frequency sketch) and `lru` about 60, and the redirect cache's memory target is 300
+//! bytes per link all told.
+
+use super::entry::CachedLink;
+use crate::domain::ShortCode;
+use lru::LruCache;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+const SHARDS: usize = 16;
+
+pub struct Shards {
+    shards: Box<[Mutex<Shard>]>,
+    /// Picks a code's shard. Random per process: codes come from request paths, and a
+    /// predictable spread could be aimed at one shard.
+    spread: ahash::RandomState,
+    origin: Instant,
+}
+
+type Shard = LruCache<ShortCode, Slot, ahash::RandomState>;
+
+struct Slot {
+    link: Arc<CachedLink>,
+    /// When it was last inserted or read, in seconds since `origin`.
+    used_at: u32,
+}
+
+impl Shards {
+    pub fn new(capacity: u64) -> Self {
+        let per_shard = (capacity as usize).div_ceil(SHARDS).max(1);
+        let per_shard = NonZeroUsize::new(per_shard).expect("at least one");
+        Self {
+            shards: (0..SHARDS)
+                .map(|_| Mutex::new(LruCache::with_hasher(per_shard, ahash::RandomState::new())))
+                .collect(),
+            spread: ahash::RandomState::new(),
+            origin: Instant::now(),
+        }
+    }
+
+    fn shard(&self, code: &str) -> MutexGuard<'_, Shard> {
+        let index = self.spread.hash_one(code) as usize % SHARDS;
+        // A panic while holding the lock cannot leave an LruCache half-updated in a way
+        // that matters here: at worst an entry is missing.
+        self.shards[index]
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn now(&self) -> u32 {
+        self.origin.elapsed().as_secs() as u32
+    }
+
+    pub fn get(&self, code: &str) -> Option<Arc<CachedLink>> {
+        let now = self.now();
+        let mut shard = self.shard(code);
+        let slot = shard.get_mut(code)?;
+        slot.used_at = now;
+        Some(slot.link.clone())
+    }
+
+    /// Keyed by the link's own code (the key shares its string).
+    pub fn insert(&self, link: Arc<CachedLink>) {
+        let used_at = self.now();
+        let mut shard = self.shard(link.code.as_str());
+        shard.put(link.code.clone(), Slot { link, used_at });
+    }
+
+    pub fn remove(&self, code: &str) {
+        self.shard(code).pop(code);
+    }
+
+    pub fn clear(&self) {
+        for shard in &self.shards {
+            shard.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        }
+    }
+
+    /// Drops the entries unused for longer than `ttl`. The least recently used entry of a
+    /// shard is also its longest unused, so each shard is swept from its tail only.
+    pub fn sweep(&self, ttl: Duration) {
+        let now = self.now();
+        let ttl = ttl.as_secs().min(u64::from(u32::MAX)) as u32;
+        for shard in &self.shards {
+            let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+            while shard
+                .peek_lru()
+                .is_some_and(|(_, slot)| now.saturating_sub(slot.used_at) > ttl)
+            {
+                shard.pop_lru();
+            }
+        }
+    }
+
+    pub fn len(&self) -> u64 {
+        let lens = self.shards.iter().map(|s| s.lock().map_or(0, |s| s.len()));
+        lens.sum::<usize>() as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{CampaignId, Destination, Link, from_millis};
+
+    fn link(code: &str) -> Arc<CachedLink> {
+        Arc::new(CachedLink::new(&Link {
+            code: ShortCode::parse(code).unwrap(),
+            campaign_id: CampaignId::parse("c").unwrap(),
+            phone: None,
+            external_lead_id: None,
+            url: Destination::parse("https://example.com/").unwrap(),
+            created_at: from_millis(0),
+            expires_at: None,
+            disabled: false,
+        }))
+    }
+
+    #[test]
+    fn holds_no_more_than_its_capacity_and_keeps_recently_used_links() {
+        let cache = Shards::new(1_000);
+        cache.insert(link("kept"));
+        for i in 0..10_000 {
+            cache.insert(link(&format!("c{i}")));
+            // Reading it keeps it among the most recently used of its shard.
+            assert!(cache.get("kept").is_some(), "evicted after {i} inserts");
+        }
+        assert!(cache.len() <= 1_000 + SHARDS as u64, "{}", cache.len());
+        assert!(cache.len() >= 900, "{}", cache.len());
+        assert!(cache.get("c0").is_none());
+        assert!(cache.get("c9999").is_some());
+    }
+
+    #[test]
+    fn remove_and_clear_drop_entries() {
+        let cache = Shards::new(100);
+        cache.insert(link("a"));
+        cache.insert(link("b"));
+        cache.remove("a");
+        assert!(cache.get("a").is_none());
+        assert_eq!(cache.get("b").unwrap().code.as_str(), "b");
+        cache.clear();
+        assert_eq!(cache.len(), 0);
+    }
+
+    #[test]
+    fn sweep_drops_only_entries_unused_for_longer_than_the_ttl() {
+        let mut cache = Shards::new(100);
+        cache.insert(link("old"));
+        cache.insert(link("read"));
+        // Two seconds pass (moving the origin back ages every entry).
+        cache.origin -= Duration::from_secs(2);
+        assert!(cache.get("read").is_some());
+        cache.insert(link("new"));
+        cache.sweep(Duration::from_secs(1));
+        assert!(cache.get("old").is_none());
+        assert!(cache.get("read").is_some());
+        assert!(cache.get("new").is_some());
+        cache.sweep(Duration::from_secs(5));
+        assert_eq!(cache.len(), 2);
+    }
+}
