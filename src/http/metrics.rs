@@ -171,7 +171,7 @@ impl RouteMetrics {
 }
 
 /// Histograms keep their samples until drained; without a scrape they would grow without
-/// bound. Drains them every few seconds until `shutdown`.
+/// bound. Drains them every second until `shutdown`.
 pub async fn run_upkeep(shutdown: tokio_util::sync::CancellationToken) {
     let handle = handle();
     let mut tick = tokio::time::interval(UPKEEP_EVERY);
@@ -183,5 +183,6 @@ pub async fn run_upkeep(shutdown: tokio_util::sync::CancellationToken) {
     }
 }
 
-/// How often histogram samples are folded into their buckets.
-const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+/// How often histogram samples are folded into their buckets. Samples take about 8 bytes
+/// each until then: at 100,000 redirects a second, every second held costs 0.8 MB.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
