@@ -1,58 +1,73 @@
 //! A link as the redirect path needs it, laid out to be small: the cache holds up to
 //! `AKTI_CACHE_CAPACITY` of them on every instance.
 //!
-//! A full [`Link`] with its `Location` header prebuilt took about 380 bytes of heap (seven
-//! allocations); this takes about 180 (four). The code and campaign stay shared strings,
-//! because every click hands them to the counters and events without copying; the URL,
-//! phone and external lead id share one allocation. `created_at` is left out: no redirect
-//! or event reads it.
+//! A full [`Link`] with its `Location` header prebuilt took about 380 bytes of heap in
+//! seven allocations; this takes about 110 in two: the entry (48 bytes and the `Arc`'s
+//! counts) and one string holding the code, URL, phone and external lead id. The
+//! campaign id is shared among all cached links of the campaign (see `LinkCache`).
+//! `created_at` is left out: no redirect or event reads it.
 
-use crate::domain::{CampaignId, Gone, Link, ShortCode};
+use crate::domain::{CampaignId, Gone, Link};
 use axum::http::HeaderValue;
 use chrono::{DateTime, Utc};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 #[derive(Debug)]
 pub struct CachedLink {
-    pub code: ShortCode,
     pub campaign_id: CampaignId,
-    /// Milliseconds since the epoch; `i64::MAX` when the link never expires.
-    expires_at: i64,
-    disabled: bool,
-    /// Where the URL ends in `text`, and where the phone ends (equal: no phone).
+    /// Until when the link redirects, in milliseconds since the epoch: `i64::MAX` when it
+    /// never expires, `i64::MIN` when it is disabled.
+    live_until: i64,
+    /// When the cache last stored or served it, in seconds from the cache's origin (for
+    /// the time-to-live).
+    used_at: AtomicU32,
+    /// Where the URL ends in `text`; the lengths of the code and of the phone (0: none).
     url_end: u16,
-    phone_end: u16,
-    /// The destination URL, then the lead's phone, then the external lead id.
+    code_len: u8,
+    phone_len: u8,
+    /// The code, the destination URL, the lead's phone, the external lead id.
     text: Box<str>,
 }
 
+// 48 bytes and the `Arc`'s two counts fill one 64-byte allocation; a field more would
+// take the next size (80).
+const _: () = assert!(std::mem::size_of::<CachedLink>() <= 48);
+
 impl CachedLink {
-    pub fn new(link: &Link) -> Self {
+    /// `campaign_id`: the link's campaign, possibly a clone shared with other entries.
+    pub fn new(link: &Link, campaign_id: CampaignId) -> Self {
+        let code = link.code.as_str();
         let url = link.url.as_str();
         let phone = link.phone.as_ref().map_or("", |p| p.as_str());
         let lead_id = (link.external_lead_id.as_ref()).map_or("", |x| x.as_str());
-        let mut text = String::with_capacity(url.len() + phone.len() + lead_id.len());
-        text.push_str(url);
-        text.push_str(phone);
-        text.push_str(lead_id);
-        // URLs are at most 2,048 bytes and phones 16: the offsets fit in 16 bits.
-        let url_end = url.len() as u16;
+        let text = [code, url, phone, lead_id].concat();
+        // Codes are at most 64 bytes, URLs 2,048 and phones 16: the offsets fit.
+        let live_until = match (link.disabled, link.expires_at) {
+            (true, _) => i64::MIN,
+            (false, None) => i64::MAX,
+            (false, Some(t)) => t.timestamp_millis(),
+        };
         Self {
-            code: link.code.clone(),
-            campaign_id: link.campaign_id.clone(),
-            expires_at: link.expires_at.map_or(i64::MAX, |t| t.timestamp_millis()),
-            disabled: link.disabled,
-            url_end,
-            phone_end: url_end + phone.len() as u16,
+            campaign_id,
+            live_until,
+            used_at: AtomicU32::new(0),
+            url_end: (code.len() + url.len()) as u16,
+            code_len: code.len() as u8,
+            phone_len: phone.len() as u8,
             text: text.into_boxed_str(),
         }
+    }
+
+    pub fn code(&self) -> &str {
+        &self.text[..usize::from(self.code_len)]
     }
 
     /// `Err` when the link exists but must answer `410` (the same rule as
     /// [`Link::check_live`]).
     pub fn check_live(&self, now: DateTime<Utc>) -> Result<(), Gone> {
-        if self.disabled {
+        if self.live_until == i64::MIN {
             Err(Gone::Disabled)
-        } else if self.expires_at <= now.timestamp_millis() {
+        } else if self.live_until <= now.timestamp_millis() {
             Err(Gone::Expired)
         } else {
             Ok(())
@@ -60,7 +75,7 @@ impl CachedLink {
     }
 
     pub fn url(&self) -> &str {
-        &self.text[..self.url_end as usize]
+        &self.text[usize::from(self.code_len)..usize::from(self.url_end)]
     }
 
     /// The `Location` header. Built per redirect rather than kept: it would hold a second
@@ -73,20 +88,36 @@ impl CachedLink {
 
     /// `None` for a campaign-wide link (no lead).
     pub fn phone(&self) -> Option<&str> {
-        let phone = &self.text[self.url_end as usize..self.phone_end as usize];
+        let phone = &self.text[self.phone_start()..self.lead_id_start()];
         (!phone.is_empty()).then_some(phone)
     }
 
     pub fn external_lead_id(&self) -> Option<&str> {
-        let id = &self.text[self.phone_end as usize..];
+        let id = &self.text[self.lead_id_start()..];
         (!id.is_empty()).then_some(id)
+    }
+
+    fn phone_start(&self) -> usize {
+        usize::from(self.url_end)
+    }
+
+    fn lead_id_start(&self) -> usize {
+        self.phone_start() + usize::from(self.phone_len)
+    }
+
+    pub(super) fn used_at(&self) -> u32 {
+        self.used_at.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn mark_used(&self, at: u32) {
+        self.used_at.store(at, Ordering::Relaxed);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Destination, ExternalLeadId, Phone, from_millis};
+    use crate::domain::{Destination, ExternalLeadId, Phone, ShortCode, from_millis};
 
     fn link(phone: Option<&str>, lead_id: Option<&str>, expires_at: Option<i64>) -> Link {
         Link {
@@ -101,24 +132,41 @@ mod tests {
         }
     }
 
+    fn cached(link: &Link) -> CachedLink {
+        CachedLink::new(link, link.campaign_id.clone())
+    }
+
     #[test]
     fn gives_back_every_field_the_redirect_needs() {
-        let full = CachedLink::new(&link(Some("+15551234567"), Some("lead-9"), None));
-        assert_eq!(full.code.as_str(), "abc123");
+        let full = cached(&link(Some("+15551234567"), Some("lead-9"), None));
+        assert_eq!(full.code(), "abc123");
         assert_eq!(full.campaign_id.as_str(), "spring");
         assert_eq!(full.url(), "https://example.com/a?b=c");
         assert_eq!(full.phone(), Some("+15551234567"));
         assert_eq!(full.external_lead_id(), Some("lead-9"));
         assert_eq!(full.location().unwrap(), "https://example.com/a?b=c");
 
-        let no_lead_id = CachedLink::new(&link(Some("+15551234567"), None, None));
+        let no_lead_id = cached(&link(Some("+15551234567"), None, None));
         assert_eq!(no_lead_id.phone(), Some("+15551234567"));
         assert_eq!(no_lead_id.external_lead_id(), None);
 
-        let campaign_wide = CachedLink::new(&link(None, None, None));
+        let campaign_wide = cached(&link(None, None, None));
         assert_eq!(campaign_wide.phone(), None);
         assert_eq!(campaign_wide.external_lead_id(), None);
         assert_eq!(campaign_wide.url(), "https://example.com/a?b=c");
+    }
+
+    #[test]
+    fn the_longest_values_keep_their_bounds() {
+        let mut l = link(Some("+123456789012345"), Some(&"x".repeat(256)), None);
+        l.code = ShortCode::parse(&"c".repeat(64)).unwrap();
+        let long_url = format!("https://example.com/{}", "u".repeat(2000));
+        l.url = Destination::parse(&long_url).unwrap();
+        let entry = cached(&l);
+        assert_eq!(entry.code(), "c".repeat(64));
+        assert_eq!(entry.url(), long_url);
+        assert_eq!(entry.phone(), Some("+123456789012345"));
+        assert_eq!(entry.external_lead_id(), Some("x".repeat(256).as_str()));
     }
 
     #[test]
@@ -129,7 +177,7 @@ mod tests {
                 let mut l = link(Some("+15551234567"), None, expires_at);
                 l.disabled = disabled;
                 assert_eq!(
-                    CachedLink::new(&l).check_live(now),
+                    cached(&l).check_live(now),
                     l.check_live(now),
                     "expires_at {expires_at:?}, disabled {disabled}"
                 );

@@ -15,17 +15,22 @@
 //! A load that raced with an invalidation must not put the old value back: every
 //! invalidation bumps `epoch`, and a load only inserts what it read if no invalidation
 //! happened since it started.
+//!
+//! Links of one campaign share one campaign string (a campaign sends to thousands of
+//! leads): entries take it from `campaigns`, which the periodic sweep empties of ids no
+//! entry holds any more.
 
 mod entry;
 mod shards;
 
 pub use entry::CachedLink;
 
-use crate::domain::ShortCode;
+use crate::domain::{CampaignId, ShortCode};
 use crate::store::{LinkChange, Store, StoreError};
 use shards::Shards;
-use std::sync::Arc;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long after the change feed's last confirmation cached links are still served.
@@ -35,6 +40,9 @@ const STORE_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 pub struct LinkCache {
     links: Shards,
+    /// The campaign ids the entries share. A std mutex: taken on a miss, never across an
+    /// await.
+    campaigns: Mutex<HashSet<CampaignId, ahash::RandomState>>,
     /// How long an unused entry may stay (memory only; see the module's text).
     ttl: Duration,
     epoch: AtomicU64,
@@ -77,6 +85,7 @@ impl LinkCache {
     pub fn new(capacity: u64, ttl: Duration, follows_feed: bool) -> Self {
         Self {
             links: Shards::new(capacity),
+            campaigns: Mutex::default(),
             ttl,
             epoch: AtomicU64::new(0),
             origin: Instant::now(),
@@ -105,7 +114,7 @@ impl LinkCache {
             self.misses.increment(1);
         }
         let epoch = self.epoch.load(Ordering::Acquire);
-        let code = ShortCode::from_trusted(code.to_owned());
+        let code = ShortCode::from_trusted(code);
         let link = match store.get_link(&code).await {
             Ok(Some(link)) => link,
             Ok(None) => {
@@ -120,7 +129,7 @@ impl LinkCache {
                 return cached.map(Some).ok_or(e);
             }
         };
-        let entry = Arc::new(CachedLink::new(&link));
+        let entry = Arc::new(CachedLink::new(&link, self.shared(&link.campaign_id)));
         if entry.location().is_none() {
             return Err(StoreError::Corrupt(format!(
                 "link {code}: url is not a header value"
@@ -130,6 +139,16 @@ impl LinkCache {
             self.links.insert(entry.clone());
         }
         Ok(Some(entry))
+    }
+
+    /// The campaign id the entries share for `campaign`.
+    fn shared(&self, campaign: &CampaignId) -> CampaignId {
+        let mut campaigns = self.campaigns.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(shared) = campaigns.get(campaign.as_str()) {
+            return shared.clone();
+        }
+        campaigns.insert(campaign.clone());
+        campaign.clone()
     }
 
     /// Whether cached entries may be served without asking the store: the feed confirms
@@ -167,10 +186,17 @@ impl LinkCache {
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = ticks.tick() => self.links.sweep(self.ttl),
+                _ = ticks.tick() => self.sweep(),
                 () = shutdown.cancelled() => return,
             }
         }
+    }
+
+    fn sweep(&self) {
+        self.links.sweep(self.ttl);
+        // Ids only the set holds: their campaigns' entries are all gone.
+        let mut campaigns = self.campaigns.lock().unwrap_or_else(|p| p.into_inner());
+        campaigns.retain(CampaignId::is_shared);
     }
 
     /// Entries currently held (for metrics and the memory benchmark).
@@ -180,5 +206,26 @@ impl LinkCache {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_of_one_campaign_share_its_id_until_no_entry_holds_it() {
+        let cache = LinkCache::new(10, Duration::from_secs(60), false);
+        let first = cache.shared(&CampaignId::parse("spring").unwrap());
+        let second = cache.shared(&CampaignId::parse("spring").unwrap());
+        let other = cache.shared(&CampaignId::parse("autumn").unwrap());
+        assert!(std::ptr::eq(first.as_str(), second.as_str()));
+        assert!(!std::ptr::eq(first.as_str(), other.as_str()));
+
+        drop((first, second));
+        cache.sweep();
+        let held = cache.campaigns.lock().unwrap();
+        assert_eq!(held.len(), 1, "only the id still in use stays");
+        assert!(held.contains("autumn"));
     }
 }

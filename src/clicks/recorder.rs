@@ -93,20 +93,14 @@ impl ClickRecorder {
     }
 
     /// Counts a click nobody waits for.
-    pub fn count(
-        &self,
-        code: &ShortCode,
-        campaign: &CampaignId,
-        counted: Counted,
-        at: DateTime<Utc>,
-    ) {
+    pub fn count(&self, code: &str, campaign: &CampaignId, counted: Counted, at: DateTime<Utc>) {
         add_count(&self.counts, code, campaign, counted, at);
     }
 }
 
 fn add_count(
     counts: &Mutex<ClickCounts>,
-    code: &ShortCode,
+    code: &str,
     campaign: &CampaignId,
     counted: Counted,
     at: DateTime<Utc>,
@@ -207,7 +201,7 @@ fn remember(state: &Shared, clicks: &[LeadClick], outcomes: &[ClickOutcome]) {
         }
         add_count(
             &state.counts,
-            &click.code,
+            click.code.as_str(),
             &click.campaign_id,
             counted,
             click.at,
@@ -226,11 +220,12 @@ async fn write_counts_every(
     mut stop: oneshot::Receiver<()>,
 ) {
     let mut tick = tokio::time::interval(COUNT_FLUSH);
+    let mut spare = ClickCounts::default();
     loop {
         tokio::select! {
-            _ = tick.tick() => write_counts(store.as_ref(), &counts).await,
+            _ = tick.tick() => write_counts(store.as_ref(), &counts, &mut spare).await,
             _ = &mut stop => {
-                write_counts(store.as_ref(), &counts).await;
+                write_counts(store.as_ref(), &counts, &mut spare).await;
                 return;
             }
         }
@@ -238,18 +233,21 @@ async fn write_counts_every(
 }
 
 /// Writes the summed counts; on failure keeps them for the next flush.
-async fn write_counts(store: &dyn Store, counts: &Mutex<ClickCounts>) {
-    let taken = {
+///
+/// The counts of the interval are swapped with `spare`, empty maps that kept the room of
+/// earlier intervals and are emptied again after the write: the redirects do not grow
+/// fresh maps under their lock, and no map of tens of thousands of links is allocated and
+/// freed four times a second (memory the allocator would keep resident).
+async fn write_counts(store: &dyn Store, counts: &Mutex<ClickCounts>, spare: &mut ClickCounts) {
+    {
         let mut current = counts.lock().unwrap_or_else(|p| p.into_inner());
-        // The next interval starts with room for as many links as this one had, rather
-        // than growing its maps again under the redirects' lock.
-        let room = ClickCounts::with_capacity(current.links.len(), current.campaigns.len());
-        std::mem::replace(&mut *current, room)
-    };
+        std::mem::swap(&mut *current, spare);
+    }
+    let taken = spare;
     if taken.is_empty() {
         return;
     }
-    if let Err(e) = store.add_click_counts(&taken).await {
+    if let Err(e) = store.add_click_counts(taken).await {
         tracing::warn!(error = %e, links = taken.links.len(), "store unavailable: keeping click counts");
         let mut current = counts.lock().unwrap_or_else(|p| p.into_inner());
         let lost = taken.links.len() + current.links.len() > MAX_COUNTED_LINKS;
@@ -260,6 +258,7 @@ async fn write_counts(store: &dyn Store, counts: &Mutex<ClickCounts>) {
             current.merge(taken);
         }
     }
+    taken.clear();
 }
 
 fn buffer(buffered: &mut VecDeque<LeadClick>, clicks: Vec<LeadClick>) {

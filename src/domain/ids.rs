@@ -72,7 +72,7 @@ impl ShortCode {
     }
 
     /// For values read back from our own store, which only ever holds parsed codes.
-    pub fn from_trusted(s: String) -> Self {
+    pub fn from_trusted(s: &str) -> Self {
         Self(s.into())
     }
 
@@ -104,6 +104,12 @@ impl CampaignId {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// Whether other clones of this id are alive (for a set of shared ids to know which
+    /// it alone still holds).
+    pub fn is_shared(&self) -> bool {
+        Arc::strong_count(&self.0) > 1
     }
 }
 

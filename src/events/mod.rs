@@ -188,7 +188,7 @@ mod tests {
     }
 
     fn cached(link: Link) -> CachedLink {
-        CachedLink::new(&link)
+        CachedLink::new(&link, link.campaign_id.clone())
     }
 
     #[test]

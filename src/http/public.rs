@@ -116,17 +116,15 @@ async fn record_click(
         .and_then(|v| v.to_str().ok());
     let clicks = &state.clicks;
     match classify(agent) {
-        Visitor::Bot => clicks.count(&link.code, &link.campaign_id, Counted::Bot, at),
-        Visitor::Human
-            if link.phone().is_none() || clicks.in_open_window(link.code.as_str(), at) =>
-        {
-            clicks.count(&link.code, &link.campaign_id, Counted::Human, at)
+        Visitor::Bot => clicks.count(link.code(), &link.campaign_id, Counted::Bot, at),
+        Visitor::Human if link.phone().is_none() || clicks.in_open_window(link.code(), at) => {
+            clicks.count(link.code(), &link.campaign_id, Counted::Human, at)
         }
         Visitor::Human => {
-            let short_url = state.short_url(link.code.as_str());
+            let short_url = state.short_url(link.code());
             if let Some(event) = link_clicked(link, &short_url, at) {
                 let click = LeadClick {
-                    code: link.code.clone(),
+                    code: ShortCode::from_trusted(link.code()),
                     campaign_id: link.campaign_id.clone(),
                     at,
                     event,

@@ -72,17 +72,16 @@ impl Count {
 }
 
 impl ClickCounts {
-    pub fn add(
-        &mut self,
-        code: &ShortCode,
-        campaign: &CampaignId,
-        counted: Counted,
-        at: DateTime<Utc>,
-    ) {
+    /// `code` as a `&str`: a redirect has it as one, and a `ShortCode` is made only for a
+    /// link not yet counted in this interval.
+    pub fn add(&mut self, code: &str, campaign: &CampaignId, counted: Counted, at: DateTime<Utc>) {
         let at = at.timestamp_millis();
         match self.links.get_mut(code) {
             Some(count) => count.add(counted, at),
-            None => self.links.entry(code.clone()).or_default().add(counted, at),
+            None => (self.links)
+                .entry(ShortCode::from_trusted(code))
+                .or_default()
+                .add(counted, at),
         }
         match self.campaigns.get_mut(campaign) {
             Some(count) => count.add(counted, at),
@@ -94,25 +93,25 @@ impl ClickCounts {
         }
     }
 
-    pub fn with_capacity(links: usize, campaigns: usize) -> Self {
-        Self {
-            links: HashMap::with_capacity_and_hasher(links, Default::default()),
-            campaigns: HashMap::with_capacity_and_hasher(campaigns, Default::default()),
-        }
-    }
-
-    /// Adds `other` (counts that could not be written) back in.
-    pub fn merge(&mut self, other: ClickCounts) {
-        for (code, count) in other.links {
+    /// Moves `other`'s counts (counts that could not be written) back in, leaving it
+    /// empty with its room.
+    pub fn merge(&mut self, other: &mut ClickCounts) {
+        for (code, count) in other.links.drain() {
             self.links.entry(code).or_default().merge(&count);
         }
-        for (campaign, count) in other.campaigns {
+        for (campaign, count) in other.campaigns.drain() {
             self.campaigns.entry(campaign).or_default().merge(&count);
         }
     }
 
     pub fn is_empty(&self) -> bool {
         self.links.is_empty()
+    }
+
+    /// Empties it, keeping its room.
+    pub fn clear(&mut self) {
+        self.links.clear();
+        self.campaigns.clear();
     }
 }
 

@@ -485,10 +485,15 @@ async fn counters_of_many_links_add_up_in_one_write(backend: Backend) {
     for i in 0..links {
         // Link i: i % 4 bot clicks, and one human click when i is even.
         for _ in 0..i % 4 {
-            counts.add(&code(i), &campaign(i), Counted::Bot, at(i));
+            counts.add(code(i).as_str(), &campaign(i), Counted::Bot, at(i));
         }
         if i % 2 == 0 {
-            counts.add(&code(i), &campaign(i), Counted::HumanWithEvent, at(i));
+            counts.add(
+                code(i).as_str(),
+                &campaign(i),
+                Counted::HumanWithEvent,
+                at(i),
+            );
         }
     }
     store.add_click_counts(&counts).await.unwrap();

@@ -12,7 +12,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 fn link_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Link> {
     let phone: String = row.get(2)?;
     Ok(Link {
-        code: ShortCode::from_trusted(row.get(0)?),
+        code: ShortCode::from_trusted(&row.get::<_, String>(0)?),
         campaign_id: CampaignId::from_trusted(row.get(1)?),
         phone: (!phone.is_empty()).then(|| Phone::from_trusted(phone)),
         external_lead_id: row

@@ -137,7 +137,7 @@ fn link_from_hash(code: &str, mut h: HashMap<String, String>) -> Result<Option<L
             .map_err(|_| corrupt("time"))
     };
     Ok(Some(Link {
-        code: ShortCode::from_trusted(code.to_owned()),
+        code: ShortCode::from_trusted(code),
         url: Destination::from_trusted(&h.remove("u").ok_or_else(|| corrupt("no url"))?),
         campaign_id: CampaignId::from_trusted(h.remove("c").ok_or_else(|| corrupt("no campaign"))?),
         phone: h.remove("p").map(Phone::from_trusted),
@@ -477,11 +477,7 @@ impl LinkStore for RedisStore {
                 .map_err(StoreError::unavailable)?;
             let dead = match holder {
                 Some(h) if h != code.as_str() => {
-                    if self
-                        .get_link(&ShortCode::from_trusted(h.clone()))
-                        .await?
-                        .is_some()
-                    {
+                    if self.get_link(&ShortCode::from_trusted(&h)).await?.is_some() {
                         return Err(StoreError::IdentityTaken);
                     }
                     h
@@ -638,7 +634,7 @@ impl LinkStore for RedisStore {
                     listener(LinkChange::All).await;
                     let changed = |msg: redis::Msg| {
                         let code = msg.get_payload::<String>().ok()?;
-                        Some(LinkChange::One(ShortCode::from_trusted(code)))
+                        Some(LinkChange::One(ShortCode::from_trusted(&code)))
                     };
                     let mut ping = tokio::time::interval(FEED_PING_EVERY);
                     loop {
