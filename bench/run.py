@@ -273,8 +273,9 @@ def redirects(results, stores, nginx_port, base_port):
     rounds = {name: [] for name in ["nginx", "axum baseline", *targets]}
     for r in range(ROUNDS):
         log(f"round {r + 1}/{ROUNDS}")
-        rounds["nginx"].append(wrk(f"http://127.0.0.1:{nginx_port}", baseline_codes, HUMAN)[0])
-        rounds["axum baseline"].append(wrk(f"http://127.0.0.1:{base_port}", baseline_codes, HUMAN)[0])
+        for name, port in [("nginx", nginx_port), ("axum baseline", base_port)]:
+            rounds[name].append(wrk(f"http://127.0.0.1:{port}", baseline_codes, HUMAN)[0])
+            log(f"  {name}: {rounds[name][-1]:,.0f} req/s")
         for name, (url, codes_file, agent) in targets.items():
             rps, bad = wrk(url, codes_file, agent)
             if bad:

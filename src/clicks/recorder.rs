@@ -234,10 +234,11 @@ async fn write_counts_every(
 
 /// Writes the summed counts; on failure keeps them for the next flush.
 ///
-/// The counts of the interval are swapped with `spare`, empty maps that kept the room of
-/// earlier intervals and are emptied again after the write: the redirects do not grow
-/// fresh maps under their lock, and no map of tens of thousands of links is allocated and
-/// freed four times a second (memory the allocator would keep resident).
+/// The counts of the interval are swapped with `spare`, empty maps that kept room for the
+/// interval before and are emptied again after the write (see [`ClickCounts::clear`]):
+/// the redirects do not grow fresh maps under their lock, and no map of tens of thousands
+/// of links is allocated and freed four times a second (memory the allocator would keep
+/// resident).
 async fn write_counts(store: &dyn Store, counts: &Mutex<ClickCounts>, spare: &mut ClickCounts) {
     {
         let mut current = counts.lock().unwrap_or_else(|p| p.into_inner());

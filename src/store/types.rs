@@ -108,10 +108,15 @@ impl ClickCounts {
         self.links.is_empty()
     }
 
-    /// Empties it, keeping its room.
+    /// Empties it, keeping room for about twice as many links and campaigns as it held:
+    /// enough for the next interval without growing, while the memory of a burst is
+    /// given back once traffic falls.
     pub fn clear(&mut self) {
+        let (links, campaigns) = (self.links.len(), self.campaigns.len());
         self.links.clear();
         self.campaigns.clear();
+        self.links.shrink_to(links * 2);
+        self.campaigns.shrink_to(campaigns * 2);
     }
 }
 
@@ -295,4 +300,37 @@ pub fn delivery_cursor(cursor: &str) -> Result<(i64, String), super::StoreError>
     let invalid = || super::StoreError::InvalidCursor;
     let (ms, id) = cursor.split_once(':').ok_or_else(invalid)?;
     Ok((ms.parse().map_err(|_| invalid())?, id.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::from_millis;
+
+    fn counted(links: usize) -> ClickCounts {
+        let mut counts = ClickCounts::default();
+        let campaign = CampaignId::parse("c").unwrap();
+        for i in 0..links {
+            counts.add(&format!("l{i}"), &campaign, Counted::Bot, from_millis(0));
+        }
+        counts
+    }
+
+    #[test]
+    fn clearing_keeps_room_for_a_like_interval_but_not_for_a_past_burst() {
+        let mut counts = counted(10_000);
+        let room = counts.links.capacity();
+        counts.clear();
+        assert!(counts.is_empty());
+        assert_eq!(
+            counts.links.capacity(),
+            room,
+            "a like interval finds its room"
+        );
+
+        let mut quiet = counted(100);
+        quiet.links.reserve(10_000);
+        quiet.clear();
+        assert!(quiet.links.capacity() < 1_000, "{}", quiet.links.capacity());
+    }
 }
