@@ -1,0 +1,68 @@
+#!/usr/bin/env python3
+"""Same-session A/B of two akti-link binaries on the redirect path (S1 and S2, Redis).
+
+    bench/ab.py OLD_BINARY NEW_BINARY          # e.g. a release build of another commit
+
+Each binary gets its own Redis and 100,000 links; then nginx, S1 (bot clicks) and S2
+(human clicks in open windows) are measured in interleaved rounds (the order of the two
+binaries alternates), and medians are printed as req/s and as ratios to nginx from the
+same rounds. Uses bench/run.py's helpers, so bench/run.sh must have run once (nginx, wrk).
+BENCH_AB_ROUNDS (default 3) and BENCH_AB_SECONDS (default 8) set the rounds.
+Environment for one side only: BENCH_AB_ENV_OLD / BENCH_AB_ENV_NEW, e.g.
+"MIMALLOC_PURGE_DELAY=0".
+"""
+
+import os
+import statistics
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+binaries = {"old": sys.argv[1], "new": sys.argv[2]}
+sys.argv = sys.argv[:1]
+import run as bench  # noqa: E402  (reads sys.argv at import)
+
+ROUNDS = int(os.environ.get("BENCH_AB_ROUNDS", "3"))
+SECONDS = int(os.environ.get("BENCH_AB_SECONDS", "8"))
+
+
+def main():
+    nginx_port = bench.free_port()
+    bench.nginx(nginx_port)
+    services = {}
+    for side, binary in binaries.items():
+        bench.BIN = binary
+        redis = bench.Redis()
+        extra = os.environ.get(f"BENCH_AB_ENV_{side.upper()}", "")
+        env = dict(pair.split("=", 1) for pair in extra.split())
+        service = bench.Service(side, {"AKTI_REDIS_URL": redis.url}, AKTI_DEDUP_WINDOW="1h", **env)
+        codes, rate = service.bulk(100_000, "repeat", "1")
+        bench.log(f"{side}: {binary}, bulk {rate:,.0f} links/s")
+        codes_file = bench.write_codes(codes, f"ab-{side}")
+        # Opens every lead's window, so that S2's human clicks are repeats.
+        bench.wrk(service.public, codes_file, bench.HUMAN, seconds=20)
+        services[side] = (service, codes_file)
+
+    rates = {}
+    for r in range(ROUNDS):
+        nginx_url = f"http://127.0.0.1:{nginx_port}"
+        rates.setdefault("nginx", []).append(bench.wrk(nginx_url, services["old"][1], bench.HUMAN, SECONDS)[0])
+        for scenario, agent in [("S1", bench.BOT), ("S2", bench.HUMAN)]:
+            for side in ["old", "new"] if r % 2 == 0 else ["new", "old"]:
+                service, codes_file = services[side]
+                rates.setdefault(f"{side} {scenario}", []).append(
+                    bench.wrk(service.public, codes_file, agent, SECONDS)[0])
+        bench.log(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:,.0f}" for k, v in rates.items()))
+    nginx = statistics.median(rates["nginx"])
+    print("\n| | req/s | vs nginx |\n| --- | ---: | ---: |")
+    for name, values in rates.items():
+        median = statistics.median(values)
+        print(f"| {name} | {median:,.0f} | {median / nginx:.2f} |")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    finally:
+        for proc in bench.PROCS:
+            if proc.poll() is None:
+                proc.terminate()
