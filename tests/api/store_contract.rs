@@ -434,6 +434,65 @@ async fn the_delivery_log_pages_through_events_of_the_same_millisecond(backend: 
     assert_eq!(unique.len(), 250);
 }
 
+on_both_stores!(deliveries_of_a_disabled_subscription_are_released_as_failed);
+
+/// Deliveries queued before their subscription was disabled are not handed out: the claim
+/// releases them, all at once, and records them as failed (replayable).
+async fn deliveries_of_a_disabled_subscription_are_released_as_failed(backend: Backend) {
+    use akti_link::events::{Event, EventType};
+    use akti_link::store::{DeliveryStatus, Subscription, SubscriptionPatch};
+    use std::time::Duration;
+    let f = open(backend);
+    let sub = Subscription {
+        id: "sub_off".into(),
+        url: "https://hooks.test/".into(),
+        event_types: None,
+        campaign_ids: None,
+        description: None,
+        secret: akti_link::dispatch::signing::new_secret(),
+        created_at: akti_link::domain::now_millis(),
+        disabled: false,
+    };
+    f.store.create_subscription(&sub).await.unwrap();
+    // More than one call of the outcome script holds (64).
+    let events: Vec<Event> = (0..100)
+        .map(|i| Event {
+            id: format!("evt_{i:04}"),
+            event_type: EventType::LinkSent,
+            campaign_id: CampaignId::parse("c").unwrap(),
+            body: "{}".into(),
+            created_at: akti_link::domain::now_millis(),
+        })
+        .collect();
+    f.store.enqueue_events(&events).await.unwrap();
+    let off = SubscriptionPatch {
+        disabled: Some(true),
+        ..Default::default()
+    };
+    f.store.update_subscription("sub_off", &off).await.unwrap();
+
+    let lease = Duration::from_secs(60);
+    let claimed = f
+        .store
+        .claim_deliveries("test", 128, Duration::ZERO, lease)
+        .await
+        .unwrap();
+    assert!(claimed.is_empty(), "{} handed out", claimed.len());
+    let failed = f
+        .store
+        .list_deliveries("sub_off", Some(DeliveryStatus::Failed), None, 200)
+        .await
+        .unwrap();
+    assert_eq!(failed.items.len(), 100);
+    assert_eq!(f.store.queue_depth().await.unwrap().0, 0);
+    let again = f
+        .store
+        .claim_deliveries("test", 128, Duration::ZERO, lease)
+        .await
+        .unwrap();
+    assert!(again.is_empty());
+}
+
 on_both_stores!(concurrent_creations_of_one_identity_make_one_link);
 
 /// Racing creators of the same identity all get the same link, and exactly one of them

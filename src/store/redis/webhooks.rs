@@ -473,6 +473,7 @@ impl WebhookStore for RedisStore {
             })
             .collect();
         let mut tasks = Vec::with_capacity(entries.len());
+        let mut dropped = Vec::new();
         for ((entry, fields), (subscription, body, event_type, status, attempts)) in
             entries.into_iter().zip(rows)
         {
@@ -493,16 +494,7 @@ impl WebhookStore for RedisStore {
             let Some((subscription, body, event_type)) = usable else {
                 // Deleted or disabled subscription, expired event, or already settled:
                 // release the entry; a pending delivery becomes failed (replayable).
-                eval(FINISH, super::events::Q_ROUTE)
-                    .arg(&entry)
-                    .arg("dropped")
-                    .arg("")
-                    .arg(0)
-                    .arg(&sub_id)
-                    .arg(&event_id)
-                    .query_async::<u8>(&mut self.conn())
-                    .await
-                    .map_err(unavailable)?;
+                dropped.push((entry, sub_id, event_id));
                 continue;
             };
             let attempts_made = attempts
@@ -517,6 +509,22 @@ impl WebhookStore for RedisStore {
                 attempts_made,
                 lease: entry,
             });
+        }
+        if !dropped.is_empty() {
+            let mut pipe = redis::pipe();
+            for chunk in dropped.chunks(OUTCOMES_PER_CALL) {
+                let mut cmd = FINISHING.call(super::events::Q_ROUTE);
+                for (entry, sub_id, event_id) in chunk {
+                    cmd.arg(entry)
+                        .arg("dropped")
+                        .arg("")
+                        .arg(0)
+                        .arg(sub_id)
+                        .arg(event_id);
+                }
+                pipe.add_command(cmd).ignore();
+            }
+            self.query_scripted::<()>(&FINISHING, &pipe).await?;
         }
         Ok(tasks)
     }
