@@ -8,10 +8,11 @@ use crate::cache::LinkCache;
 use crate::clicks::recorder::ClickRecorder;
 use crate::config::{Config, StoreConfig};
 use crate::dispatch::Dispatcher;
+use crate::http::server::{self, Limits};
 use crate::http::{self, AppState, Shared, admin};
 use crate::store::{ChangeListener, Store, StoreError, embedded::EmbeddedStore, redis::RedisStore};
+use axum::Router;
 use axum::response::IntoResponse;
-use axum::{Router, ServiceExt};
 use futures::FutureExt;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,6 +28,8 @@ const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
 pub enum StartError {
     #[error("cannot open the store: {0}")]
     Store(#[from] StoreError),
+    #[error("cannot build the webhook client: {0}")]
+    WebhookClient(#[from] reqwest::Error),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -42,14 +45,20 @@ pub struct App {
     shutdown: CancellationToken,
     recorder: tokio::task::JoinHandle<()>,
     dispatcher: Arc<Dispatcher>,
+    public_limits: Limits,
+    admin_limits: Limits,
 }
 
 impl App {
     /// Opens the store and binds both listeners; serves nothing until [`App::run`].
     pub async fn build(config: Config) -> Result<Self, StartError> {
         let store: Arc<dyn Store> = match &config.store {
-            StoreConfig::Embedded { data_dir } => Arc::new(EmbeddedStore::open(data_dir)?),
-            StoreConfig::Redis { url } => Arc::new(RedisStore::connect(url)?),
+            StoreConfig::Embedded { data_dir } => {
+                Arc::new(EmbeddedStore::open(data_dir, config.event_retention)?)
+            }
+            StoreConfig::Redis { url } => {
+                Arc::new(RedisStore::connect(url, config.event_retention)?)
+            }
         };
         let bind = |addr: SocketAddr| async move {
             TcpListener::bind(addr)
@@ -58,12 +67,28 @@ impl App {
         };
         let public = bind(config.public_addr).await?;
         let admin = bind(config.admin_addr).await?;
+        let descriptors = server::raise_descriptor_limit();
+        let public_limits = Limits {
+            max_connections: server::public_cap(config.max_connections, descriptors),
+            header_timeout: config.header_timeout,
+            idle_timeout: config.idle_timeout,
+        };
+        let admin_limits = Limits {
+            max_connections: server::ADMIN_MAX_CONNECTIONS,
+            ..public_limits
+        };
+        tracing::info!(
+            public_connections = public_limits.max_connections,
+            admin_connections = admin_limits.max_connections,
+            open_file_limit = descriptors,
+            "connection limits"
+        );
         // Install the metrics recorder before anything can record, and compile the bot
         // patterns before the first click waits for them.
         http::metrics::handle();
         crate::clicks::bots::warm_up();
         let (clicks, recorder) = ClickRecorder::spawn(store.clone(), config.dedup_window);
-        let dispatcher = Dispatcher::new(store.clone(), &config);
+        let dispatcher = Dispatcher::new(store.clone(), &config)?;
         let state = AppState::new(Shared {
             cache: Arc::new(LinkCache::new(
                 config.cache_capacity,
@@ -82,6 +107,8 @@ impl App {
             shutdown: CancellationToken::new(),
             recorder,
             dispatcher,
+            public_limits,
+            admin_limits,
         })
     }
 
@@ -105,7 +132,7 @@ impl App {
     /// Serves until the shutdown token is cancelled, then lets in-flight requests finish
     /// (up to `DRAIN_DEADLINE`), writes the clicks they recorded, and gives deliveries in
     /// flight the same time to finish.
-    pub async fn run(self) -> std::io::Result<()> {
+    pub async fn run(self) {
         let Self {
             state,
             public,
@@ -113,6 +140,8 @@ impl App {
             shutdown,
             recorder,
             dispatcher,
+            public_limits,
+            admin_limits,
         } = self;
         let dispatching = state
             .config
@@ -135,21 +164,24 @@ impl App {
             with_common_layers(http::public::router(state.clone()), "public"),
         );
         let admin_router = with_common_layers(admin::router(state), "admin");
-        let graceful = |shutdown: &CancellationToken| shutdown.clone().cancelled_owned();
-        let public = axum::serve(public, public_service.into_make_service())
-            .with_graceful_shutdown(graceful(&shutdown));
-        let admin = axum::serve(admin, admin_router).with_graceful_shutdown(graceful(&shutdown));
+        let public = server::serve(
+            public,
+            "public",
+            public_service,
+            public_limits,
+            shutdown.clone(),
+        );
+        let admin = server::serve(admin, "admin", admin_router, admin_limits, shutdown.clone());
         let mut servers = Box::pin(async move {
-            tokio::try_join!(public.into_future(), admin.into_future()).map(drop)
+            tokio::join!(public, admin);
         });
-        let served = tokio::select! {
-            result = &mut servers => result,
+        tokio::select! {
+            () = &mut servers => {}
             () = async {
                 shutdown.cancelled().await;
                 tokio::time::sleep(DRAIN_DEADLINE).await;
             } => {
                 tracing::warn!("in-flight requests did not finish within {DRAIN_DEADLINE:?}; stopping");
-                Ok(())
             }
         };
         // Dropping the servers drops the routers, and with them the last senders of clicks:
@@ -165,7 +197,6 @@ impl App {
         if let Some(dispatching) = dispatching {
             let _ = dispatching.await;
         }
-        served
     }
 }
 

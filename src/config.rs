@@ -116,6 +116,24 @@ pub struct Cli {
     #[arg(long, env = "AKTI_CACHE_TTL", value_name = "DURATION")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache_ttl: Option<String>,
+    /// Most open connections on the public listener (lowered to what the open-file limit
+    /// allows) [default: 10000]
+    #[arg(long, env = "AKTI_MAX_CONNECTIONS", value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<String>,
+    /// Time a client has to send a request's headers, from the connection's start or the
+    /// request's first byte [default: 10s]
+    #[arg(long, env = "AKTI_HEADER_TIMEOUT", value_name = "DURATION")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header_timeout: Option<String>,
+    /// Time a connection may stay open between requests [default: 75s]
+    #[arg(long, env = "AKTI_IDLE_TIMEOUT", value_name = "DURATION")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_timeout: Option<String>,
+    /// How long events and the delivery log are kept [default: 7d]
+    #[arg(long, env = "AKTI_EVENT_RETENTION", value_name = "DURATION")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_retention: Option<String>,
 }
 
 /// The file and flag layers before validation: every value as text.
@@ -158,6 +176,14 @@ struct RawConfig {
     cache_capacity: Option<String>,
     #[serde(default, deserialize_with = "text")]
     cache_ttl: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    max_connections: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    header_timeout: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    idle_timeout: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    event_retention: Option<String>,
 }
 
 /// Accepts a TOML string, integer, float or boolean as its text, so the file may say
@@ -211,6 +237,12 @@ pub struct Config {
     pub fallback_url: Option<String>,
     pub cache_capacity: u64,
     pub cache_ttl: Duration,
+    /// Most open connections on the public listener.
+    pub max_connections: usize,
+    pub header_timeout: Duration,
+    pub idle_timeout: Duration,
+    /// How long events and delivery logs are kept.
+    pub event_retention: Duration,
 }
 
 // Secrets stay out of `{:?}`, so a config dumped into a log leaks nothing.
@@ -318,6 +350,17 @@ impl Config {
                     format!("expected a positive number, got {cache_capacity:?}"),
                 )
             })?;
+        let max_connections = get(&raw.max_connections, "10000");
+        let max_connections = max_connections
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| {
+                bad(
+                    "AKTI_MAX_CONNECTIONS",
+                    format!("expected a positive number, got {max_connections:?}"),
+                )
+            })?;
         let webhook_retry_schedule = get(&raw.webhook_retry_schedule, "5s,5m,30m,2h,5h,10h,10h");
         let webhook_retry_schedule = if webhook_retry_schedule.trim().is_empty() {
             Vec::new()
@@ -366,6 +409,16 @@ impl Config {
                 .transpose()?,
             cache_capacity,
             cache_ttl: positive_duration("AKTI_CACHE_TTL", &get(&raw.cache_ttl, "10m"))?,
+            max_connections,
+            header_timeout: positive_duration(
+                "AKTI_HEADER_TIMEOUT",
+                &get(&raw.header_timeout, "10s"),
+            )?,
+            idle_timeout: positive_duration("AKTI_IDLE_TIMEOUT", &get(&raw.idle_timeout, "75s"))?,
+            event_retention: positive_duration(
+                "AKTI_EVENT_RETENTION",
+                &get(&raw.event_retention, "7d"),
+            )?,
         })
     }
 

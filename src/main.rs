@@ -52,13 +52,8 @@ async fn main() -> ExitCode {
         tracing::info!("shutting down: finishing in-flight requests");
         shutdown.cancel();
     });
-    match app.run().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = %e, "server failed");
-            ExitCode::from(1)
-        }
-    }
+    app.run().await;
+    ExitCode::SUCCESS
 }
 
 async fn wait_for_signal() {

@@ -9,6 +9,7 @@ pub mod error;
 pub mod extract;
 pub mod metrics;
 pub mod public;
+pub mod server;
 pub mod twilio;
 
 use crate::cache::LinkCache;

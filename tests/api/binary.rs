@@ -6,7 +6,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::process::Command;
 
-const CONTRACT_VARIABLES: [&str; 15] = [
+const CONTRACT_VARIABLES: [&str; 16] = [
     "AKTI_CONFIG",
     "AKTI_PUBLIC_ADDR",
     "AKTI_ADMIN_ADDR",
@@ -22,6 +22,7 @@ const CONTRACT_VARIABLES: [&str; 15] = [
     "AKTI_MESSAGE_TTL",
     "AKTI_TWILIO_AUTH_TOKEN",
     "AKTI_LOG",
+    "AKTI_EVENT_RETENTION",
 ];
 
 #[test]

@@ -14,6 +14,8 @@ use tokio_util::sync::CancellationToken;
 
 pub const TOKEN: &str = "test-token";
 pub const BASE_URL: &str = "https://link.test";
+/// Event retention for stores opened directly by a test.
+pub const RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Runs an `async fn(Backend)` as one test per store: `mod <name> { embedded, redis }`.
 #[macro_export]
@@ -190,7 +192,7 @@ pub struct TestApp {
     pub admin: String,
     pub client: reqwest::Client,
     shutdown: CancellationToken,
-    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    task: Option<tokio::task::JoinHandle<()>>,
     /// Kept alive (and deleted) with the app.
     pub data_dir: Option<TempDir>,
     pub redis: Option<RedisServer>,
@@ -264,9 +266,7 @@ impl TestApp {
     pub async fn stop(mut self) {
         self.shutdown.cancel();
         if let Some(task) = self.task.take() {
-            task.await
-                .expect("the app task")
-                .expect("the app stops cleanly");
+            task.await.expect("the app stops cleanly");
         }
     }
 
@@ -366,18 +366,28 @@ impl Binary {
     /// Starts the binary on ephemeral ports (read back from its "listening" log line, so
     /// no port can be taken by a parallel test in between) and waits for `/healthz`.
     pub async fn start(env: &[(&str, &str)], log_dir: &std::path::Path) -> Self {
+        Self::start_with(env, log_dir, |_| {}).await
+    }
+
+    /// [`Binary::start`], with `tweak` applied to the command before it is spawned.
+    pub async fn start_with(
+        env: &[(&str, &str)],
+        log_dir: &std::path::Path,
+        tweak: impl FnOnce(&mut Command),
+    ) -> Self {
         let log = log_dir.join(format!("akti-{}.log", free_port()));
         let out = std::fs::File::create(&log).expect("a log file");
-        let child = Command::new(binary_path())
+        let mut command = Command::new(binary_path());
+        command
             .env_clear()
             .env("AKTI_PUBLIC_ADDR", "127.0.0.1:0")
             .env("AKTI_ADMIN_ADDR", "127.0.0.1:0")
             .envs(env.iter().copied())
             .current_dir(log_dir)
             .stdout(out.try_clone().expect("a log file"))
-            .stderr(out)
-            .spawn()
-            .expect("the binary starts");
+            .stderr(out);
+        tweak(&mut command);
+        let child = command.spawn().expect("the binary starts");
         let mut binary = Self {
             child,
             public: String::new(),
@@ -443,6 +453,23 @@ impl Binary {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The process's resident memory, from `/proc`.
+    pub fn rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("the process is alive");
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/<pid>/status");
+        kib * 1024
+    }
+
+    /// The `host:port` of a listener's URL.
+    pub fn addr(url: &str) -> &str {
+        url.trim_start_matches("http://")
     }
 }
 
