@@ -23,8 +23,9 @@ pub enum Verdict {
 }
 
 /// The shared client of every delivery: no redirects followed, DNS answers filtered unless
-/// private targets are allowed.
-pub fn client(allow_private: bool) -> reqwest::Client {
+/// private targets are allowed. Fails rather than fall back to a client without those
+/// guards.
+pub fn client(allow_private: bool) -> reqwest::Result<reqwest::Client> {
     // reqwest is built without a bundled crypto provider; ring is the one rustls uses here.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut builder = reqwest::Client::builder()
@@ -39,7 +40,7 @@ pub fn client(allow_private: bool) -> reqwest::Client {
     if !allow_private {
         builder = builder.dns_resolver(std::sync::Arc::new(ssrf::GuardedResolver));
     }
-    builder.build().unwrap_or_else(|_| reqwest::Client::new())
+    builder.build()
 }
 
 /// Sends `task` once and reports the attempt as the delivery log shows it.

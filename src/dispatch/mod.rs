@@ -107,10 +107,11 @@ impl DeliveryMetrics {
 }
 
 impl Dispatcher {
-    pub fn new(store: Arc<dyn Store>, config: &Config) -> Arc<Self> {
-        Arc::new(Self {
+    /// Fails when the webhook client cannot be built (no TLS roots, no resolver).
+    pub fn new(store: Arc<dyn Store>, config: &Config) -> reqwest::Result<Arc<Self>> {
+        Ok(Arc::new(Self {
             store,
-            client: attempt::client(config.webhook_allow_private),
+            client: attempt::client(config.webhook_allow_private)?,
             schedule: RetrySchedule::new(config.webhook_retry_schedule.clone()),
             timeout: config.webhook_timeout,
             allow_private: config.webhook_allow_private,
@@ -120,7 +121,7 @@ impl Dispatcher {
             per_subscription: Mutex::default(),
             tracker: TaskTracker::new(),
             metrics: DeliveryMetrics::new(),
-        })
+        }))
     }
 
     /// A lease outlives the longest wait for a slot plus the longest attempt, so that only

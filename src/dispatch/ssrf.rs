@@ -73,6 +73,7 @@ pub async fn check_target(url: &url::Url) -> Result<(), Blocked> {
     match url.host() {
         Some(url::Host::Ipv4(ip)) => is_public_v4(ip).then_some(()).ok_or_else(refused),
         Some(url::Host::Ipv6(ip)) => is_public_v6(ip).then_some(()).ok_or_else(refused),
+        Some(url::Host::Domain(name)) if is_loopback_name(name) => Err(refused()),
         Some(url::Host::Domain(name)) => {
             let port = url.port_or_known_default().unwrap_or(443);
             match tokio::net::lookup_host((name, port)).await {
@@ -89,6 +90,13 @@ pub async fn check_target(url: &url::Url) -> Result<(), Blocked> {
         }
         None => Err(Blocked("the URL has no host".into())),
     }
+}
+
+/// `localhost` and every name under it: loopback by definition (RFC 6761, section 6.3),
+/// whatever a resolver answers for it, with or without the final dot.
+fn is_loopback_name(name: &str) -> bool {
+    let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
+    name == "localhost" || name.ends_with(".localhost")
 }
 
 /// The DNS resolver of the webhook client: resolves as usual, then drops every address
@@ -175,6 +183,9 @@ mod tests {
             "http://127.0.0.1:9000/hook",
             "http://[::1]/",
             "http://localhost/hook",
+            "http://localhost./hook",
+            "http://foo.localhost/hook",
+            "http://a.b.LOCALHOST.:8080/",
             "http://169.254.169.254/latest",
         ] {
             assert!(

@@ -136,12 +136,15 @@ async fn record_click(
     }
 }
 
+/// The redirect. Its length is set here because hyper leaves it out of the answer to a
+/// `HEAD`, which must carry the same headers as the `GET`.
 fn found(location: HeaderValue) -> Response {
     (
         StatusCode::FOUND,
         [
             (header::LOCATION, location),
             (header::CACHE_CONTROL, NO_STORE),
+            (header::CONTENT_LENGTH, HeaderValue::from_static("0")),
         ],
     )
         .into_response()

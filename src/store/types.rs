@@ -279,10 +279,6 @@ pub struct DeliveryRecord {
     pub created_at: DateTime<Utc>,
 }
 
-/// How long events and their delivery log are kept: long enough to replay a failed
-/// delivery after the whole retry schedule (about 33 hours by default) and a weekend.
-pub const EVENT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
-
 /// What became of a status report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StatusRecorded {

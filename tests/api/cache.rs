@@ -1,7 +1,7 @@
 //! The redirect cache and the change feed that keeps it true (Redis: the store other
 //! instances share), called directly so that each rule is seen on its own.
 
-use crate::helpers::RedisServer;
+use crate::helpers::{RETENTION, RedisServer};
 use akti_link::cache::{LinkCache, TRUST_FOR};
 use akti_link::domain::{CampaignId, Destination, LinkPatch, NewLink, ShortCode};
 use akti_link::store::{ChangeListener, LinkChange, LinkStore, Store, redis::RedisStore};
@@ -45,7 +45,7 @@ async fn served_url(cache: &LinkCache, store: &dyn Store, code: &ShortCode) -> S
 /// A Redis store with one link, and a cache (TTL far beyond the test) that has served it.
 async fn cached_link(follows_feed: bool) -> (RedisServer, RedisStore, LinkCache, ShortCode) {
     let redis = RedisServer::start();
-    let store = RedisStore::connect(&redis.url()).unwrap();
+    let store = RedisStore::connect(&redis.url(), RETENTION).unwrap();
     let cache = LinkCache::new(1_000, Duration::from_secs(3600), follows_feed);
     let code = create(&store, "https://one.test/").await;
     assert_eq!(served_url(&cache, &store, &code).await, "https://one.test/");
@@ -91,7 +91,7 @@ async fn a_cache_without_a_feed_trusts_its_entries() {
 #[tokio::test]
 async fn the_feed_confirms_only_after_delivering_what_was_published_before() {
     let redis = RedisServer::start();
-    let store = RedisStore::connect(&redis.url()).unwrap();
+    let store = RedisStore::connect(&redis.url(), RETENTION).unwrap();
     let seen: Arc<Mutex<Vec<LinkChange>>> = Arc::default();
     let record = seen.clone();
     let listener: ChangeListener = Arc::new(move |change| {

@@ -1,7 +1,7 @@
 //! The store contract: the same behaviour from both backends, called through the `Store`
 //! trait directly.
 
-use crate::helpers::{Backend, RedisServer};
+use crate::helpers::{Backend, RETENTION, RedisServer};
 use crate::on_both_stores;
 use akti_link::domain::{CampaignId, Destination, LinkPatch, NewLink, Phone, ShortCode};
 use akti_link::store::{
@@ -22,7 +22,7 @@ fn open(backend: Backend) -> Fixture {
         Backend::Embedded => {
             let dir = tempfile::tempdir().unwrap();
             Fixture {
-                store: Box::new(EmbeddedStore::open(dir.path()).unwrap()),
+                store: Box::new(EmbeddedStore::open(dir.path(), RETENTION).unwrap()),
                 _dir: Some(dir),
                 _redis: None,
             }
@@ -30,7 +30,7 @@ fn open(backend: Backend) -> Fixture {
         Backend::Redis => {
             let redis = RedisServer::start();
             Fixture {
-                store: Box::new(RedisStore::connect(&redis.url()).unwrap()),
+                store: Box::new(RedisStore::connect(&redis.url(), RETENTION).unwrap()),
                 _dir: None,
                 _redis: Some(redis),
             }

@@ -20,6 +20,7 @@ on_both_stores!(
     a_410_disables_the_subscription,
     a_hanging_subscriber_does_not_delay_the_others,
     the_delivery_log_pages_newest_first_and_filters_by_status,
+    events_and_the_delivery_log_are_kept_for_the_configured_retention,
 );
 
 async fn link_for(app: &TestApp, phone: &str) -> String {
@@ -182,6 +183,9 @@ async fn private_targets_are_refused_unless_allowed(backend: Backend) {
     for url in [
         "http://127.0.0.1:9/hook",
         "http://localhost/hook",
+        "http://localhost./hook",
+        "http://foo.localhost/hook",
+        "https://example.com:0/hook",
         "http://10.0.0.8/",
         "http://[::1]/",
         "http://169.254.169.254/latest/meta-data",
@@ -196,6 +200,14 @@ async fn private_targets_are_refused_unless_allowed(backend: Backend) {
     allowed
         .subscribe("http://127.0.0.1:9/hook", json!({}))
         .await;
+    let port_zero = allowed
+        .admin_send(
+            Method::POST,
+            "/v1/webhooks",
+            &json!({"url": "http://127.0.0.1:0/"}),
+        )
+        .await;
+    assert_eq!(port_zero.status(), StatusCode::UNPROCESSABLE_ENTITY);
 }
 
 async fn rotating_the_secret_signs_later_deliveries_with_the_new_one(backend: Backend) {
@@ -452,4 +464,38 @@ async fn the_delivery_log_pages_newest_first_and_filters_by_status(backend: Back
         .admin_get(&format!("/v1/webhooks/{id}/deliveries?status=lost"))
         .await;
     assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+async fn events_and_the_delivery_log_are_kept_for_the_configured_retention(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |config| {
+        webhook_config(config);
+        config.event_retention = Duration::from_secs(2);
+    })
+    .await;
+    let receiver = Receiver::start().await;
+    let sub = app.subscribe(&receiver.url, json!({})).await;
+    let sub = sub["id"].as_str().unwrap();
+    let code = link_for(&app, "+14155550100").await;
+    assert_eq!(app.click(&code).await.status(), StatusCode::FOUND);
+    receiver.wait_for(1, WAIT).await;
+    let log = deliveries(&app, sub, "").await;
+    assert_eq!(log["deliveries"].as_array().unwrap().len(), 1);
+    eventually("the delivery log forgets the event", WAIT, || async {
+        let log = deliveries(&app, sub, "").await;
+        log["deliveries"].as_array().unwrap().is_empty()
+    })
+    .await;
+    let event_id = receiver.received()[0].header("webhook-id").to_owned();
+    let retry = app
+        .admin_send(
+            Method::POST,
+            &format!("/v1/webhooks/{sub}/deliveries/{event_id}/retry"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(
+        retry.status(),
+        StatusCode::NOT_FOUND,
+        "nothing left to replay"
+    );
 }

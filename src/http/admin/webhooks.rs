@@ -174,9 +174,12 @@ pub struct DeliveryParams {
 /// unless private targets are allowed, not an address inside our network.
 async fn target(state: &AppState, url: &str) -> Result<String, ApiError> {
     let url = Destination::parse(url)?;
+    let parsed =
+        url::Url::parse(url.as_str()).map_err(|_| ApiError::invalid("url", "is not a URL"))?;
+    if parsed.port() == Some(0) {
+        return Err(ApiError::invalid("url", "must not use port 0"));
+    }
     if !state.config.webhook_allow_private {
-        let parsed =
-            url::Url::parse(url.as_str()).map_err(|_| ApiError::invalid("url", "is not a URL"))?;
         ssrf::check_target(&parsed)
             .await
             .map_err(|e| ApiError::invalid("url", format!("is refused: {e}")))?;

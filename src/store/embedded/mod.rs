@@ -17,12 +17,14 @@
 mod events;
 mod links;
 mod messages;
+mod retention;
 mod webhooks;
 
 use super::StoreError;
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 /// Most jobs committed in one transaction; bounds the latency a large batch adds to the
@@ -155,9 +157,31 @@ pub struct EmbeddedStore {
     pub(super) due: Arc<tokio::sync::Notify>,
 }
 
+/// Runs `f` on the writer thread behind `jobs` inside the next group commit; answers after
+/// the commit.
+async fn write_with<T: Send + 'static>(
+    jobs: &mpsc::Sender<Job>,
+    f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    let (tx, rx) = oneshot::channel();
+    let job: Job = Box::new(move |conn| {
+        let result = f(conn);
+        let failed = result.is_err();
+        let done: Completion = Box::new(move |commit| {
+            let _ = tx.send(commit.map_err(unavailable).and(result));
+        });
+        (failed, done)
+    });
+    let stopped = || unavailable("the writer thread has stopped");
+    jobs.send(job).await.map_err(|_| stopped())?;
+    rx.await.map_err(|_| stopped())?
+}
+
 impl EmbeddedStore {
-    /// Opens (creating if needed) `<data_dir>/akti-link.sqlite3` and starts the writer.
-    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+    /// Opens (creating if needed) `<data_dir>/akti-link.sqlite3` and starts the writer, and
+    /// (inside a Tokio runtime) the sweep that drops events and deliveries older than
+    /// `retention`.
+    pub fn open(data_dir: &Path, retention: Duration) -> Result<Self, StoreError> {
         std::fs::create_dir_all(data_dir).map_err(unavailable)?;
         let path = data_dir.join("akti-link.sqlite3");
         let writer = open_connection(&path)?;
@@ -175,6 +199,7 @@ impl EmbeddedStore {
             .name("sqlite-writer".into())
             .spawn(move || run_writer(writer, queue))
             .map_err(unavailable)?;
+        retention::sweep_every_while_open(jobs.downgrade(), retention);
         Ok(Self {
             jobs,
             path,
@@ -188,18 +213,7 @@ impl EmbeddedStore {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |conn| {
-            let result = f(conn);
-            let failed = result.is_err();
-            let done: Completion = Box::new(move |commit| {
-                let _ = tx.send(commit.map_err(unavailable).and(result));
-            });
-            (failed, done)
-        });
-        let stopped = || unavailable("the writer thread has stopped");
-        self.jobs.send(job).await.map_err(|_| stopped())?;
-        rx.await.map_err(|_| stopped())?
+        write_with(&self.jobs, f).await
     }
 
     /// Runs `f` on a pooled read connection in a blocking thread.

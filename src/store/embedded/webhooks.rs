@@ -1,8 +1,8 @@
 //! Webhook subscriptions and deliveries in SQLite: see the schema in the parent module.
 
 use super::super::{
-    Attempt, DeliveryOutcome, DeliveryRecord, DeliveryStatus, DeliveryTask, EVENT_RETENTION, Page,
-    StoreError, Subscription, SubscriptionPatch, WebhookStore, delivery_cursor,
+    Attempt, DeliveryOutcome, DeliveryRecord, DeliveryStatus, DeliveryTask, Page, StoreError,
+    Subscription, SubscriptionPatch, WebhookStore, delivery_cursor,
 };
 use super::{EmbeddedStore, unavailable};
 use crate::domain::{CampaignId, from_millis, now_millis};
@@ -113,31 +113,6 @@ fn finish(
         ),
     }
     .map(drop)
-}
-
-impl EmbeddedStore {
-    /// Removes what has outlived its use: closed dedup windows, and events and deliveries
-    /// older than [`EVENT_RETENTION`].
-    async fn sweep(&self) -> Result<(), StoreError> {
-        let now = now_millis().timestamp_millis();
-        let old = now - EVENT_RETENTION.as_millis() as i64;
-        self.write(move |conn| {
-            conn.execute("DELETE FROM windows WHERE expires_at < ?1", [now])
-                .and_then(|_| conn.execute("DELETE FROM deliveries WHERE created_at < ?1", [old]))
-                .and_then(|_| conn.execute("DELETE FROM events WHERE created_at < ?1", [old]))
-                .and_then(|_| {
-                    conn.execute(
-                        "DELETE FROM message_statuses WHERE message_id IN \
-                         (SELECT id FROM messages WHERE expires_at < ?1)",
-                        [now],
-                    )
-                })
-                .and_then(|_| conn.execute("DELETE FROM messages WHERE expires_at < ?1", [now]))
-                .map(drop)
-                .map_err(unavailable)
-        })
-        .await
-    }
 }
 
 #[async_trait]
@@ -327,9 +302,6 @@ impl WebhookStore for EmbeddedStore {
                 .await?;
             let now_instant = tokio::time::Instant::now();
             if !tasks.is_empty() || now_instant >= deadline {
-                if tasks.is_empty() && fastrand::u8(..) == 0 {
-                    self.sweep().await?;
-                }
                 return Ok(tasks);
             }
             // Sleep until the next scheduled delivery, a new event, or the deadline.

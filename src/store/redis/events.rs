@@ -1,8 +1,6 @@
 //! Clicks, events and counters in Redis: see the key layout in the parent module.
 
-use super::super::{
-    ClickCounts, ClickOutcome, ClickStore, EVENT_RETENTION, LeadClick, Stats, StoreError,
-};
+use super::super::{ClickCounts, ClickOutcome, ClickStore, LeadClick, Stats, StoreError};
 use super::links::campaign_index;
 use super::{LuaScript, RedisStore, unavailable};
 use crate::domain::{CampaignId, ShortCode, from_millis};
@@ -137,10 +135,6 @@ fn stats_key(prefix: &str, id: &str) -> String {
     format!("{prefix}{id}")
 }
 
-fn retention_ms() -> u64 {
-    EVENT_RETENTION.as_millis() as u64
-}
-
 fn stats_from_hash(h: &HashMap<String, String>) -> Stats {
     let n = |k: &str| h.get(k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
     Stats {
@@ -176,7 +170,7 @@ impl ClickStore for RedisStore {
                     .arg(&click.event.id)
                     .arg(click.event.event_type.as_str())
                     .arg(&click.event.body)
-                    .arg(retention_ms());
+                    .arg(self.retention_ms);
             }
             pipe.add_command(cmd);
         }
@@ -249,7 +243,7 @@ impl ClickStore for RedisStore {
                 .arg(event.campaign_id.as_str())
                 .arg(&event.body)
                 .arg(event.created_at.timestamp_millis())
-                .arg(retention_ms());
+                .arg(self.retention_ms);
             pipe.add_command(cmd).ignore();
         }
         self.query_scripted(&ENQUEUE, &pipe).await

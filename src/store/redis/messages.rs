@@ -126,7 +126,7 @@ impl MessageStore for RedisStore {
         let mut cmd = STATUS.call(&message_key(id));
         cmd.arg(status.as_str())
             .arg(at)
-            .arg(super::super::EVENT_RETENTION.as_millis() as u64)
+            .arg(self.retention_ms)
             .arg(events.len());
         for event in events {
             cmd.arg(&event.id)

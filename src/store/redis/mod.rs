@@ -31,7 +31,7 @@
 //! | `akti:{q}:subs` | hash | subscription id → JSON record |
 //! | `akti:{q}:sub-filters` | hash | subscription id → disabled flag, event types and campaign ids, bar-separated, lists comma-wrapped (empty: all); read by the fan-out |
 //! | `akti:{q}:sub-order` | sorted set | `<created ms>:<id>` at score 0, for listing |
-//! | `akti:{q}:event:<event id>` | hash | `t` type, `b` body, `at` created; kept for [`EVENT_RETENTION`] |
+//! | `akti:{q}:event:<event id>` | hash | `t` type, `b` body, `at` created; kept for `AKTI_EVENT_RETENTION` |
 //! | `akti:{q}:delivery:<sub id>:<event id>` | hash | `status`, `attempts` (JSON array), `next` (ms), `t`, `at`; kept as long |
 //! | `akti:{q}:log:<sub id>` | sorted set | event ids by creation time: the delivery log |
 //! | `akti:{q}:ready` | stream | deliveries due now (`s` sub, `e` event), read by the consumer group `dispatchers` |
@@ -41,8 +41,6 @@
 //! A delivery is in `ready` (due, or leased to a dispatcher until it acknowledges it) or in
 //! `retry` (scheduled). Entries leased by a dispatcher that died are taken over with
 //! `XAUTOCLAIM` once idle for longer than an attempt can last.
-//!
-//! [`EVENT_RETENTION`]: super::EVENT_RETENTION
 
 mod events;
 mod links;
@@ -66,12 +64,14 @@ pub struct RedisStore {
     blocking: ConnectionManager,
     /// When this instance last took over stale deliveries (unix ms).
     last_reclaim: std::sync::atomic::AtomicI64,
+    /// How long events and delivery logs are kept, in ms.
+    retention_ms: u64,
 }
 
 impl RedisStore {
     /// Prepares the connections without waiting for Redis: the service starts, and answers
     /// `/readyz` with `503`, while Redis is still down.
-    pub fn connect(url: &str) -> Result<Self, StoreError> {
+    pub fn connect(url: &str, retention: Duration) -> Result<Self, StoreError> {
         let client = redis::Client::open(url).map_err(StoreError::unavailable)?;
         let config = |response_timeout| {
             ConnectionManagerConfig::new()
@@ -93,6 +93,7 @@ impl RedisStore {
             conn,
             blocking,
             last_reclaim: std::sync::atomic::AtomicI64::new(0),
+            retention_ms: retention.as_millis() as u64,
         })
     }
 
