@@ -55,6 +55,7 @@ impl ApiError {
                 *status,
                 match *status {
                     StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
+                    StatusCode::REQUEST_TIMEOUT => "body_timeout",
                     StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
                     StatusCode::UNPROCESSABLE_ENTITY => "invalid_body",
                     _ => "malformed_json",

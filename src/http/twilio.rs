@@ -10,9 +10,9 @@
 
 use super::AppState;
 use super::error::ApiError;
+use super::extract::Body;
 use crate::messages::{self, MessageId, MessageStatus};
 use crate::store::StatusRecorded;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -39,7 +39,7 @@ pub async fn status_callback(
     State(state): State<AppState>,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<Response, ApiError> {
     // Without a token nothing can be verified, so nothing is accepted.
     let Some(token) = state.config.twilio_auth_token.as_deref() else {

@@ -250,3 +250,21 @@ async fn the_open_file_limit_is_raised_to_the_hard_limit_at_start() {
         "soft limit raised to the hard one: {line}"
     );
 }
+
+#[tokio::test]
+async fn a_body_that_stops_arriving_is_answered_408() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("AKTI_HEADER_TIMEOUT", "1s"), ("AKTI_ADMIN_TOKEN", TOKEN)];
+    let binary = Binary::start(&env, dir.path()).await;
+    let mut stream = connect(&binary.admin).await;
+    let head = format!(
+        "POST /v1/links HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"campaignId\":"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let answer = read_until_closed(&mut stream, Duration::from_secs(30))
+        .await
+        .expect("answered and closed");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("body_timeout"), "{answer}");
+}

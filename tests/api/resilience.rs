@@ -9,7 +9,10 @@ use reqwest::StatusCode;
 use serde_json::json;
 use std::time::Duration;
 
-on_both_stores!(bad_input_gets_a_4xx_and_the_process_keeps_serving);
+on_both_stores!(
+    bad_input_gets_a_4xx_and_the_process_keeps_serving,
+    syntax_is_checked_before_fields_and_errors_are_in_our_words,
+);
 
 async fn bad_input_gets_a_4xx_and_the_process_keeps_serving(backend: Backend) {
     let app = TestApp::spawn(backend).await;
@@ -84,6 +87,98 @@ async fn bad_input_gets_a_4xx_and_the_process_keeps_serving(backend: Backend) {
     assert_eq!(app.follow(code).await.status(), StatusCode::FOUND);
     let page: serde_json::Value = app.admin_get("/v1/links").await.json().await.unwrap();
     assert_eq!(page["links"].as_array().unwrap().len(), 1);
+}
+
+async fn syntax_is_checked_before_fields_and_errors_are_in_our_words(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let post = |path: &'static str, body: &'static [u8]| {
+        app.client
+            .post(app.admin_url(path))
+            .bearer_auth(TOKEN)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let answer = |response: reqwest::Response| async move {
+        let status = response.status();
+        let body: serde_json::Value = response.json().await.unwrap();
+        let message = body["error"]["message"].as_str().unwrap().to_owned();
+        for internal in [
+            "struct",
+            "Failed to",
+            "deserialize",
+            "elements",
+            "CreateLink",
+        ] {
+            assert!(!message.contains(internal), "{message}");
+        }
+        (
+            status,
+            body["error"]["code"].as_str().unwrap().to_owned(),
+            message,
+        )
+    };
+    // A syntax error is a 400 whatever the fields before it.
+    for body in [
+        &b"{\"nope\": 1, \"campaignId\": "[..],
+        b"{\"campaignId\": 5, \"url\": ",
+        b"{\"nope\": \"\xff\xfe\"}",
+        b"{\"campaignId\": \"c\"} trailing",
+        b"{\"campaignId\": \"c\", \"campaignId\": \"d\", \"url\": \"https://a.test/\"}",
+    ] {
+        let (status, code, message) = answer(post("/v1/links", body).await.unwrap()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{message}");
+        assert_eq!(code, "malformed_json");
+    }
+    // Well-formed JSON of the wrong shape is a 422 that names the field.
+    for (body, expected) in [
+        (
+            &br#"["c", "https://a.test/", null, null, null, null]"#[..],
+            "the body must be an object",
+        ),
+        (
+            br#"{"campaignId": 5, "url": "https://a.test/"}"#,
+            "campaignId must be a string",
+        ),
+        (br#"{"url": "https://a.test/"}"#, "campaignId is required"),
+        (
+            br#"{"campaignId": "c", "url": "https://a.test/", "nope": 1}"#,
+            "nope is not expected",
+        ),
+    ] {
+        let (status, code, message) = answer(post("/v1/links", body).await.unwrap()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{message}");
+        assert_eq!(code, "invalid_body");
+        assert!(message.starts_with(expected), "{message}");
+    }
+    let bulk = post(
+        "/v1/links/bulk",
+        br#"{"campaignId": "c", "url": "https://a.test/", "leads": [{"phone": "+14155550100"}, ["+14155550101"]]}"#,
+    )
+    .await
+    .unwrap();
+    let (status, _, message) = answer(bulk).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(message, "leads[1] must be an object");
+    // Queries too.
+    for (query, expected) in [
+        ("?nope=1", "nope is not expected"),
+        ("?limit=1&limit=2", "the parameter limit is given twice"),
+        ("?limit=abc", "limit must be a number from 1 to 1000"),
+    ] {
+        let (status, _, message) = answer(app.admin_get(&format!("/v1/links{query}")).await).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{query}");
+        assert!(message.starts_with(expected), "{query}: {message}");
+    }
+    assert_eq!(
+        app.admin_get("/v1/links")
+            .await
+            .json::<serde_json::Value>()
+            .await
+            .unwrap()["links"],
+        json!([]),
+        "nothing was created"
+    );
 }
 
 /// The cache TTL is set far beyond the test so that only the change feed can make these

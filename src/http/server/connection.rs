@@ -9,6 +9,8 @@
 //! listener asks it to make room while it is quiet.
 
 use super::{Handler, Limits, MAX_HEAD_BYTES};
+use crate::http::extract::BodyTimeout;
+use axum::http::Method;
 use axum::response::Response;
 use futures::future::BoxFuture;
 use hyper::body::Incoming;
@@ -144,6 +146,7 @@ pub async fn run(
     let service = Dispatch {
         handler,
         activity: activity.clone(),
+        body_timeout: limits.body_timeout(),
     };
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -189,6 +192,7 @@ pub async fn run(
 struct Dispatch<H> {
     handler: H,
     activity: Arc<Activity>,
+    body_timeout: Duration,
 }
 
 /// Marks a request in flight until dropped: when its response is ready, or when the
@@ -206,8 +210,12 @@ impl<H: Handler> hyper::service::Service<hyper::Request<Incoming>> for Dispatch<
     type Error = Infallible;
     type Future = BoxFuture<'static, Result<Response, Infallible>>;
 
-    fn call(&self, request: hyper::Request<Incoming>) -> Self::Future {
+    fn call(&self, mut request: hyper::Request<Incoming>) -> Self::Future {
         self.activity.begin();
+        // Only a request that may carry a body pays for the extension (redirects do not).
+        if !matches!(*request.method(), Method::GET | Method::HEAD) {
+            (request.extensions_mut()).insert(BodyTimeout(self.body_timeout));
+        }
         let in_flight = InFlight(self.activity.clone());
         let answer = self
             .handler

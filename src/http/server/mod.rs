@@ -5,8 +5,8 @@
 //! - **Header size**: a request head larger than [`MAX_HEAD_BYTES`] is answered `431` and the
 //!   connection closed, so a half-sent head holds at most that much memory.
 //! - **Timeouts** (see [`connection`]): a request head must arrive within the header timeout
-//!   of its first byte (or of the connection's start); a connection with no request in flight
-//!   is closed after the idle timeout.
+//!   of its first byte (or of the connection's start), its body within three header
+//!   timeouts; a connection with no request in flight is closed after the idle timeout.
 //! - **A cap on connections** per listener. When the cap is reached, a new connection takes
 //!   the place of the connection that has been quiet longest (no request in flight, idle or
 //!   still sending its head), as nginx reuses idle keep-alive connections; only when every
@@ -53,6 +53,14 @@ pub struct Limits {
     pub header_timeout: Duration,
     /// How long a connection may stay open with no request in flight, between requests.
     pub idle_timeout: Duration,
+}
+
+impl Limits {
+    /// How long a request's body may take to arrive: three header timeouts, since a body
+    /// may be megabytes where a head is a few hundred bytes.
+    pub fn body_timeout(&self) -> Duration {
+        self.header_timeout * 3
+    }
 }
 
 /// Raises the process's soft limit of open files to its hard limit, and answers the limit
