@@ -10,6 +10,7 @@ use crate::config::{Config, StoreConfig};
 use crate::dispatch::Dispatcher;
 use crate::http::server::{self, Limits};
 use crate::http::{self, AppState, Shared, admin};
+use crate::store::health::StoreHealth;
 use crate::store::{ChangeListener, Store, StoreError, embedded::EmbeddedStore, redis::RedisStore};
 use axum::Router;
 use axum::response::IntoResponse;
@@ -87,13 +88,16 @@ impl App {
         // patterns before the first click waits for them.
         http::metrics::handle();
         crate::clicks::bots::warm_up();
-        let (clicks, recorder) = ClickRecorder::spawn(store.clone(), config.dedup_window);
+        let health = Arc::new(StoreHealth::default());
+        let (clicks, recorder) =
+            ClickRecorder::spawn(store.clone(), config.dedup_window, health.clone());
         let dispatcher = Dispatcher::new(store.clone(), &config)?;
         let state = AppState::new(Shared {
             cache: Arc::new(LinkCache::new(
                 config.cache_capacity,
                 config.cache_ttl,
                 store.shares_changes(),
+                health,
             )),
             auth: admin::auth::AdminAuth::new(&config.admin_tokens),
             config: Arc::new(config),

@@ -7,10 +7,11 @@
 //! cache does not simply trust the feed: the feed confirms several times a second that it
 //! is caught up ([`LinkChange::CaughtUp`]), and an entry is served only while the last
 //! confirmation is less than [`TRUST_FOR`] old. Without one (the feed hangs or is
-//! reconnecting), a hit is read again from the store; if the store is down too, the cached
-//! link is served (the contract's outage rule), and for a second after a failed read hits
-//! are served without asking, so that an unreachable store does not make every redirect
-//! wait for its timeout. The time-to-live only bounds how long an unused entry takes memory.
+//! reconnecting), a hit is read again from the store; if the store is down, or does not
+//! answer within [`STALL_AFTER`], the cached link is served (the contract's outage rule),
+//! and while the [`StoreHealth`] says the store is stalled hits are served without asking,
+//! so that a frozen store does not make every redirect wait. The time-to-live only bounds
+//! how long an unused entry takes memory.
 //!
 //! A load that raced with an invalidation must not put the old value back: every
 //! invalidation bumps `epoch`, and a load only inserts what it read if no invalidation
@@ -26,6 +27,7 @@ mod shards;
 pub use entry::CachedLink;
 
 use crate::domain::{CampaignId, ShortCode};
+use crate::store::health::{STALL_AFTER, StoreHealth};
 use crate::store::{LinkChange, Store, StoreError};
 use shards::Shards;
 use std::collections::HashSet;
@@ -35,8 +37,6 @@ use std::time::{Duration, Instant};
 
 /// How long after the change feed's last confirmation cached links are still served.
 pub const TRUST_FOR: Duration = Duration::from_secs(1);
-/// After a failed store read, how long cached links are served without asking again.
-const STORE_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 pub struct LinkCache {
     links: Shards,
@@ -50,8 +50,7 @@ pub struct LinkCache {
     /// When the change feed last said it was caught up. `None` when no one else changes
     /// the store: entries stay true until this instance changes them (and drops them).
     feed_caught_up: Option<Moment>,
-    /// When a read of the store last failed.
-    store_failed: Moment,
+    health: Arc<StoreHealth>,
     hits: metrics::Counter,
     misses: metrics::Counter,
     unconfirmed: metrics::Counter,
@@ -82,7 +81,7 @@ impl Moment {
 impl LinkCache {
     /// `follows_feed`: whether entries must be confirmed by a change feed (a store shared
     /// with other instances).
-    pub fn new(capacity: u64, ttl: Duration, follows_feed: bool) -> Self {
+    pub fn new(capacity: u64, ttl: Duration, follows_feed: bool, health: Arc<StoreHealth>) -> Self {
         Self {
             links: Shards::new(capacity),
             campaigns: Mutex::default(),
@@ -90,7 +89,7 @@ impl LinkCache {
             epoch: AtomicU64::new(0),
             origin: Instant::now(),
             feed_caught_up: follows_feed.then(Moment::default),
-            store_failed: Moment::default(),
+            health,
             hits: metrics::counter!("akti_link_cache_total", "result" => "hit"),
             misses: metrics::counter!("akti_link_cache_total", "result" => "miss"),
             unconfirmed: metrics::counter!("akti_link_cache_total", "result" => "unconfirmed"),
@@ -115,7 +114,15 @@ impl LinkCache {
         }
         let epoch = self.epoch.load(Ordering::Acquire);
         let code = ShortCode::from_trusted(code);
-        let link = match store.get_link(&code).await {
+        let read = store.get_link(&code);
+        // With a cached link to fall back on, a slow store is not waited for.
+        let read = match &cached {
+            Some(_) => tokio::time::timeout(STALL_AFTER, read)
+                .await
+                .unwrap_or_else(|_| Err(StoreError::unavailable(Stalled))),
+            None => read.await,
+        };
+        let link = match read {
             Ok(Some(link)) => link,
             Ok(None) => {
                 if cached.is_some() {
@@ -123,12 +130,13 @@ impl LinkCache {
                 }
                 return Ok(None);
             }
-            // The store is down: what this instance knows keeps redirecting.
+            // The store is down or stalled: what this instance knows keeps redirecting.
             Err(e) => {
-                self.store_failed.mark(self.origin, Instant::now());
+                self.health.stalled();
                 return cached.map(Some).ok_or(e);
             }
         };
+        self.health.answered();
         let entry = Arc::new(CachedLink::new(&link, self.shared(&link.campaign_id)));
         if entry.location().is_none() {
             return Err(StoreError::Corrupt(format!(
@@ -152,12 +160,12 @@ impl LinkCache {
     }
 
     /// Whether cached entries may be served without asking the store: the feed confirms
-    /// it is caught up, or the store failed a moment ago (asking it again would only make
-    /// every redirect wait for its timeout, and the outage rule serves the cached link).
+    /// it is caught up, or the store is stalled (asking it would only make every redirect
+    /// wait, and the outage rule serves the cached link).
     fn trusted(&self) -> bool {
         let confirmed = (self.feed_caught_up.as_ref())
             .is_none_or(|caught_up| caught_up.within(self.origin, TRUST_FOR));
-        confirmed || self.store_failed.within(self.origin, STORE_RETRY_AFTER)
+        confirmed || self.health.is_stalled()
     }
 
     pub fn apply(&self, change: LinkChange) {
@@ -209,13 +217,18 @@ impl LinkCache {
     }
 }
 
+/// A store read that took longer than [`STALL_AFTER`].
+#[derive(Debug, thiserror::Error)]
+#[error("the store did not answer within {STALL_AFTER:?}")]
+struct Stalled;
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn links_of_one_campaign_share_its_id_until_no_entry_holds_it() {
-        let cache = LinkCache::new(10, Duration::from_secs(60), false);
+        let cache = LinkCache::new(10, Duration::from_secs(60), false, Arc::default());
         let first = cache.shared(&CampaignId::parse("spring").unwrap());
         let second = cache.shared(&CampaignId::parse("spring").unwrap());
         let other = cache.shared(&CampaignId::parse("autumn").unwrap());

@@ -18,9 +18,11 @@
 //! redirecting). The buffer is written, in order, when the store is back; what does not fit
 //! is counted in `akti_clicks_lost_total`, as are counts that cannot be kept.
 
-use crate::domain::{CampaignId, ShortCode};
-use crate::store::{ClickCounts, ClickOutcome, Counted, LeadClick, Store};
+use crate::domain::{CampaignId, ShortCode, random_id};
+use crate::store::health::{STALL_AFTER, StoreHealth};
+use crate::store::{ClickCounts, ClickOutcome, Counted, LeadClick, Store, StoreError};
 use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -59,7 +61,11 @@ pub struct ClickRecorder {
 impl ClickRecorder {
     /// Starts the recorder task. It ends, after writing what it holds, when every
     /// `ClickRecorder` clone has been dropped.
-    pub fn spawn(store: Arc<dyn Store>, window: Duration) -> (Self, JoinHandle<()>) {
+    pub fn spawn(
+        store: Arc<dyn Store>,
+        window: Duration,
+        health: Arc<StoreHealth>,
+    ) -> (Self, JoinHandle<()>) {
         let (queue, receiver) = mpsc::channel(QUEUE);
         let counts = Arc::new(Mutex::new(ClickCounts::default()));
         let windows = moka::sync::Cache::builder()
@@ -72,7 +78,15 @@ impl ClickRecorder {
             windows: windows.clone(),
             window,
         };
-        let task = tokio::spawn(run(store, receiver, Shared { counts, windows }));
+        let task = tokio::spawn(run(
+            store,
+            receiver,
+            Shared {
+                counts,
+                windows,
+                health,
+            },
+        ));
         (recorder, task)
     }
 
@@ -117,6 +131,44 @@ fn add_count(
 struct Shared {
     counts: Arc<Mutex<ClickCounts>>,
     windows: moka::sync::Cache<ShortCode, i64, ahash::RandomState>,
+    health: Arc<StoreHealth>,
+}
+
+/// A write of lead clicks the store has not answered yet.
+struct Write {
+    clicks: Vec<LeadClick>,
+    /// Handlers waiting for these clicks; released when the write is answered, or once it
+    /// has taken [`STALL_AFTER`] (the clicks are then kept until the store answers).
+    waiters: Vec<oneshot::Sender<()>>,
+    /// Whether the clicks are the front of the outage buffer (they stay there until
+    /// written) rather than fresh ones.
+    from_buffer: bool,
+    started: tokio::time::Instant,
+    answer: BoxFuture<'static, Result<Vec<ClickOutcome>, StoreError>>,
+}
+
+impl Write {
+    fn start(
+        store: &Arc<dyn Store>,
+        clicks: Vec<LeadClick>,
+        waiters: Vec<oneshot::Sender<()>>,
+        from_buffer: bool,
+    ) -> Self {
+        let (store, batch) = (store.clone(), clicks.clone());
+        Self {
+            clicks,
+            waiters,
+            from_buffer,
+            started: tokio::time::Instant::now(),
+            answer: Box::pin(async move { store.record_lead_clicks(&batch).await }),
+        }
+    }
+
+    fn release(&mut self) {
+        for done in self.waiters.drain(..) {
+            let _ = done.send(());
+        }
+    }
 }
 
 async fn run(store: Arc<dyn Store>, mut receiver: mpsc::Receiver<Pending>, state: Shared) {
@@ -129,44 +181,88 @@ async fn run(store: Arc<dyn Store>, mut receiver: mpsc::Receiver<Pending>, state
         stopped,
     ));
     let mut buffered: VecDeque<LeadClick> = VecDeque::new();
+    let mut writing: Option<Write> = None;
     let mut tick = tokio::time::interval(COUNT_FLUSH);
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
-    loop {
+    let mut open = true;
+    while open || writing.is_some() {
+        // While the store keeps up, new clicks wait in the channel for the write in flight
+        // (they form the next batch); while it is stalled, they are buffered at once.
+        let taking = open && (writing.is_none() || state.health.is_stalled());
+        let slow_at = (writing.as_ref())
+            .filter(|w| !w.waiters.is_empty())
+            .map(|w| w.started + STALL_AFTER);
         tokio::select! {
-            received = receiver.recv_many(&mut batch, MAX_BATCH) => {
+            received = receiver.recv_many(&mut batch, MAX_BATCH), if taking => {
                 if received == 0 {
-                    break;
+                    open = false;
+                    continue;
+                }
+                let (clicks, waiters): (Vec<_>, Vec<_>) =
+                    batch.drain(..).map(|p| (p.click, p.done)).unzip();
+                if writing.is_none() && buffered.is_empty() {
+                    writing = Some(Write::start(&store, clicks, waiters, false));
+                } else {
+                    // Nothing overtakes what is already waiting for the store.
+                    buffer(&mut buffered, clicks);
+                    for done in waiters {
+                        let _ = done.send(());
+                    }
+                }
+            }
+            answer = async { (&mut writing.as_mut().expect("guarded").answer).await }, if writing.is_some() => {
+                let mut write = writing.take().expect("guarded");
+                write.release();
+                match answer {
+                    Ok(outcomes) => {
+                        state.health.answered();
+                        remember(&state, &write.clicks, &outcomes);
+                        if write.from_buffer {
+                            buffered.drain(..write.clicks.len());
+                        }
+                    }
+                    Err(e) => {
+                        state.health.stalled();
+                        tracing::warn!(error = %e, clicks = write.clicks.len(), "store unavailable: buffering clicks");
+                        if !write.from_buffer {
+                            // Older than anything buffered while they were in flight.
+                            for click in write.clicks.into_iter().rev() {
+                                buffered.push_front(click);
+                            }
+                            metrics::gauge!("akti_clicks_buffered").set(buffered.len() as f64);
+                        }
+                    }
+                }
+                if !state.health.is_stalled() {
+                    writing = flush_next(&store, &buffered);
+                }
+            }
+            () = sleep_until_some(slow_at) => {
+                // The store is slow: the handlers go now, the clicks stay in flight, and
+                // new clicks are buffered until it answers.
+                state.health.stalled();
+                if let Some(write) = writing.as_mut() {
+                    write.release();
                 }
             }
             _ = tick.tick() => {
-                if !buffered.is_empty() {
-                    flush_buffer(store.as_ref(), &mut buffered, &state).await;
-                }
-                continue;
-            }
-        }
-        let (clicks, waiters): (Vec<_>, Vec<_>) =
-            batch.drain(..).map(|p| (p.click, p.done)).unzip();
-        if !buffered.is_empty() {
-            flush_buffer(store.as_ref(), &mut buffered, &state).await;
-        }
-        if buffered.is_empty() {
-            match store.record_lead_clicks(&clicks).await {
-                Ok(outcomes) => remember(&state, &clicks, &outcomes),
-                Err(e) => {
-                    tracing::warn!(error = %e, clicks = clicks.len(), "store unavailable: buffering clicks");
-                    buffer(&mut buffered, clicks);
+                match &writing {
+                    // A write still unanswered past its moment: the stall goes on.
+                    Some(write) if write.started.elapsed() >= STALL_AFTER => state.health.stalled(),
+                    Some(_) => {}
+                    None => writing = flush_next(&store, &buffered),
                 }
             }
-        } else {
-            // Keep the order of clicks: nothing overtakes what is already buffered.
-            buffer(&mut buffered, clicks);
-        }
-        for done in waiters {
-            let _ = done.send(());
         }
     }
-    flush_buffer(store.as_ref(), &mut buffered, &state).await;
+    // The last clicks: one more try for what the store has not taken.
+    while let Some(write) = flush_next(&store, &buffered) {
+        let Ok(outcomes) = write.answer.await else {
+            break;
+        };
+        remember(&state, &write.clicks, &outcomes);
+        buffered.drain(..write.clicks.len());
+    }
     // The last counts, including those of the clicks just written.
     let _ = stop_counts.send(());
     let _ = counts.await;
@@ -177,6 +273,22 @@ async fn run(store: Arc<dyn Store>, mut receiver: mpsc::Receiver<Pending>, state
         );
         metrics::counter!("akti_clicks_lost_total", "reason" => "shutdown")
             .increment(buffered.len() as u64);
+    }
+}
+
+/// A write of the front of the outage buffer, if there is one.
+fn flush_next(store: &Arc<dyn Store>, buffered: &VecDeque<LeadClick>) -> Option<Write> {
+    if buffered.is_empty() {
+        return None;
+    }
+    let front = buffered.iter().take(MAX_BATCH).cloned().collect();
+    Some(Write::start(store, front, Vec::new(), true))
+}
+
+async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -220,46 +332,63 @@ async fn write_counts_every(
     mut stop: oneshot::Receiver<()>,
 ) {
     let mut tick = tokio::time::interval(COUNT_FLUSH);
-    let mut spare = ClickCounts::default();
+    let mut flush = CountFlush::default();
     loop {
         tokio::select! {
-            _ = tick.tick() => write_counts(store.as_ref(), &counts, &mut spare).await,
+            _ = tick.tick() => flush.write(store.as_ref(), &counts).await,
             _ = &mut stop => {
-                write_counts(store.as_ref(), &counts, &mut spare).await;
+                flush.write(store.as_ref(), &counts).await;
+                if let Some(unwritten) = &flush.unwritten {
+                    tracing::error!(batch = %unwritten, "stopping with click counts the store never took");
+                    metrics::counter!("akti_clicks_lost_total", "reason" => "shutdown")
+                        .increment(flush.taken.links.values().map(|c| c.clicks + c.bot_clicks).sum());
+                }
                 return;
             }
         }
     }
 }
 
-/// Writes the summed counts; on failure keeps them for the next flush.
+/// The counts being written, and the id that makes writing them idempotent.
 ///
-/// The counts of the interval are swapped with `spare`, empty maps that kept room for the
-/// interval before and are emptied again after the write (see [`ClickCounts::clear`]):
-/// the redirects do not grow fresh maps under their lock, and no map of tens of thousands
-/// of links is allocated and freed four times a second (memory the allocator would keep
-/// resident).
-async fn write_counts(store: &dyn Store, counts: &Mutex<ClickCounts>, spare: &mut ClickCounts) {
-    {
-        let mut current = counts.lock().unwrap_or_else(|p| p.into_inner());
-        std::mem::swap(&mut *current, spare);
-    }
-    let taken = spare;
-    if taken.is_empty() {
-        return;
-    }
-    if let Err(e) = store.add_click_counts(taken).await {
-        tracing::warn!(error = %e, links = taken.links.len(), "store unavailable: keeping click counts");
-        let mut current = counts.lock().unwrap_or_else(|p| p.into_inner());
-        let lost = taken.links.len() + current.links.len() > MAX_COUNTED_LINKS;
-        if lost {
-            metrics::counter!("akti_clicks_lost_total", "reason" => "counts_full")
-                .increment(taken.links.values().map(|c| c.clicks + c.bot_clicks).sum());
-        } else {
-            current.merge(taken);
+/// A write that timed out may still run in the store (a frozen Redis runs what it had
+/// received once it resumes), so the same counts are written again under the same id and
+/// the store applies them once: a failed batch is kept whole and retried before any newer
+/// counts are taken.
+///
+/// The counts of an interval are swapped with `taken`, maps that kept room for the interval
+/// before and are emptied again after the write (see [`ClickCounts::clear`]): the redirects
+/// do not grow fresh maps under their lock, and no map of tens of thousands of links is
+/// allocated and freed four times a second (memory the allocator would keep resident).
+#[derive(Default)]
+struct CountFlush {
+    taken: ClickCounts,
+    /// The id of `taken` when a write of it failed.
+    unwritten: Option<String>,
+}
+
+impl CountFlush {
+    async fn write(&mut self, store: &dyn Store, counts: &Mutex<ClickCounts>) {
+        if self.unwritten.is_none() {
+            let mut current = counts.lock().unwrap_or_else(|p| p.into_inner());
+            std::mem::swap(&mut *current, &mut self.taken);
+            drop(current);
+            if self.taken.is_empty() {
+                return;
+            }
+            self.unwritten = Some(random_id("cnt_", 20));
+        }
+        let batch = self.unwritten.as_deref().unwrap_or_default();
+        match store.add_click_counts(batch, &self.taken).await {
+            Ok(()) => {
+                self.unwritten = None;
+                self.taken.clear();
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, links = self.taken.links.len(), "store unavailable: keeping click counts");
+            }
         }
     }
-    taken.clear();
 }
 
 fn buffer(buffered: &mut VecDeque<LeadClick>, clicks: Vec<LeadClick>) {
@@ -269,21 +398,6 @@ fn buffer(buffered: &mut VecDeque<LeadClick>, clicks: Vec<LeadClick>) {
             continue;
         }
         buffered.push_back(click);
-    }
-    metrics::gauge!("akti_clicks_buffered").set(buffered.len() as f64);
-}
-
-async fn flush_buffer(store: &dyn Store, buffered: &mut VecDeque<LeadClick>, state: &Shared) {
-    while !buffered.is_empty() {
-        let n = buffered.len().min(MAX_BATCH);
-        let chunk: Vec<LeadClick> = buffered.iter().take(n).cloned().collect();
-        match store.record_lead_clicks(&chunk).await {
-            Ok(outcomes) => {
-                remember(state, &chunk, &outcomes);
-                buffered.drain(..n);
-            }
-            Err(_) => break,
-        }
     }
     metrics::gauge!("akti_clicks_buffered").set(buffered.len() as f64);
 }

@@ -8,6 +8,7 @@
 //! happened to the caller (`Unavailable`, `CodeTaken`), never which library failed.
 
 pub mod embedded;
+pub mod health;
 pub mod redis;
 
 mod types;
@@ -150,8 +151,9 @@ pub trait ClickStore: Send + Sync + 'static {
         clicks: &[LeadClick],
     ) -> Result<Vec<ClickOutcome>, StoreError>;
 
-    /// Adds clicks that only count.
-    async fn add_click_counts(&self, counts: &ClickCounts) -> Result<(), StoreError>;
+    /// Adds clicks that only count. `batch` names these counts: written again under the
+    /// same name (after a timeout whose write may still have run), they are added once.
+    async fn add_click_counts(&self, batch: &str, counts: &ClickCounts) -> Result<(), StoreError>;
 
     /// Queues events for every matching subscription, durably.
     async fn enqueue_events(&self, events: &[Event]) -> Result<(), StoreError>;

@@ -62,13 +62,6 @@ impl Count {
         self.click_events += u64::from(counted == Counted::HumanWithEvent);
         self.last_clicked_at = Some(self.last_clicked_at.map_or(at, |l| l.max(at)));
     }
-
-    fn merge(&mut self, other: &Count) {
-        self.clicks += other.clicks;
-        self.bot_clicks += other.bot_clicks;
-        self.click_events += other.click_events;
-        self.last_clicked_at = self.last_clicked_at.max(other.last_clicked_at);
-    }
 }
 
 impl ClickCounts {
@@ -90,17 +83,6 @@ impl ClickCounts {
                 .entry(campaign.clone())
                 .or_default()
                 .add(counted, at),
-        }
-    }
-
-    /// Moves `other`'s counts (counts that could not be written) back in, leaving it
-    /// empty with its room.
-    pub fn merge(&mut self, other: &mut ClickCounts) {
-        for (code, count) in other.links.drain() {
-            self.links.entry(code).or_default().merge(&count);
-        }
-        for (campaign, count) in other.campaigns.drain() {
-            self.campaigns.entry(campaign).or_default().merge(&count);
         }
     }
 

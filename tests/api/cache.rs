@@ -46,7 +46,12 @@ async fn served_url(cache: &LinkCache, store: &dyn Store, code: &ShortCode) -> S
 async fn cached_link(follows_feed: bool) -> (RedisServer, RedisStore, LinkCache, ShortCode) {
     let redis = RedisServer::start();
     let store = RedisStore::connect(&redis.url(), RETENTION).unwrap();
-    let cache = LinkCache::new(1_000, Duration::from_secs(3600), follows_feed);
+    let cache = LinkCache::new(
+        1_000,
+        Duration::from_secs(3600),
+        follows_feed,
+        Arc::default(),
+    );
     let code = create(&store, "https://one.test/").await;
     assert_eq!(served_url(&cache, &store, &code).await, "https://one.test/");
     (redis, store, cache, code)

@@ -493,6 +493,67 @@ async fn deliveries_of_a_disabled_subscription_are_released_as_failed(backend: B
     assert!(again.is_empty());
 }
 
+on_both_stores!(an_outcome_written_twice_is_recorded_once);
+
+/// The dispatcher writes outcomes again when a write timed out (and may have run): the
+/// second write must not add the attempt again or schedule the retry twice.
+async fn an_outcome_written_twice_is_recorded_once(backend: Backend) {
+    use akti_link::events::{Event, EventType};
+    use akti_link::store::{Attempt, DeliveryOutcome, Subscription};
+    use std::time::Duration;
+    let f = open(backend);
+    let sub = Subscription {
+        id: "sub_twice".into(),
+        url: "https://hooks.test/".into(),
+        event_types: None,
+        campaign_ids: None,
+        description: None,
+        secret: akti_link::dispatch::signing::new_secret(),
+        created_at: akti_link::domain::now_millis(),
+        disabled: false,
+    };
+    f.store.create_subscription(&sub).await.unwrap();
+    let event = Event {
+        id: "evt_twice".into(),
+        event_type: EventType::LinkSent,
+        campaign_id: CampaignId::parse("c").unwrap(),
+        body: "{}".into(),
+        created_at: akti_link::domain::now_millis(),
+    };
+    f.store.enqueue_events(&[event]).await.unwrap();
+    let lease = Duration::from_secs(60);
+    let claimed = f
+        .store
+        .claim_deliveries("test", 10, Duration::ZERO, lease)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    let attempt = Attempt {
+        at: "2026-12-01T00:00:00.000Z".into(),
+        status_code: Some(500),
+        error: Some("HTTP 500".into()),
+        duration_ms: 3,
+    };
+    let soon = akti_link::domain::now_millis() + chrono::Duration::milliseconds(50);
+    let done = [(claimed[0].clone(), DeliveryOutcome::Retry(attempt, soon))];
+    f.store.finish_deliveries(&done).await.unwrap();
+    f.store.finish_deliveries(&done).await.unwrap();
+    let log = f
+        .store
+        .list_deliveries("sub_twice", None, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(log.items[0].attempts.len(), 1, "one attempt recorded");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let due = f
+        .store
+        .claim_deliveries("test", 10, Duration::ZERO, lease)
+        .await
+        .unwrap();
+    assert_eq!(due.len(), 1, "the retry is due once");
+    assert_eq!(due[0].attempts_made, 1);
+}
+
 on_both_stores!(concurrent_creations_of_one_identity_make_one_link);
 
 /// Racing creators of the same identity all get the same link, and exactly one of them
@@ -555,8 +616,10 @@ async fn counters_of_many_links_add_up_in_one_write(backend: Backend) {
             );
         }
     }
-    store.add_click_counts(&counts).await.unwrap();
-    store.add_click_counts(&counts).await.unwrap();
+    store.add_click_counts("batch-1", &counts).await.unwrap();
+    store.add_click_counts("batch-2", &counts).await.unwrap();
+    // A batch written again under its name (a retry after a timeout) adds nothing.
+    store.add_click_counts("batch-1", &counts).await.unwrap();
 
     for i in [0, 1, 2, 3, 498, 499, 500, 501, 999, 1000, 1233] {
         let stats = store.link_stats(&code(i)).await.unwrap();
@@ -587,9 +650,22 @@ async fn counters_of_many_links_add_up_in_one_write(backend: Backend) {
 /// in the same batch: each answer must be the one for its own click, in order.
 async fn a_batch_of_lead_clicks_is_judged_in_order(backend: Backend) {
     use akti_link::events::{Event, EventType};
+    use akti_link::store::Subscription;
     let fixture = open(backend);
     let store = fixture.store.as_ref();
-    let base = chrono::DateTime::from_timestamp_millis(1_790_000_000_000).unwrap();
+    let sub = Subscription {
+        id: "sub_batch".into(),
+        url: "https://hooks.test/".into(),
+        event_types: None,
+        campaign_ids: None,
+        description: None,
+        secret: akti_link::dispatch::signing::new_secret(),
+        created_at: akti_link::domain::now_millis(),
+        disabled: false,
+    };
+    store.create_subscription(&sub).await.unwrap();
+    // Recent, so that the retention sweep leaves its deliveries alone.
+    let base = akti_link::domain::now_millis();
     let click = |lead: usize, ms: i64| {
         let at = base + chrono::Duration::milliseconds(ms);
         LeadClick {
@@ -623,6 +699,14 @@ async fn a_batch_of_lead_clicks_is_judged_in_order(backend: Backend) {
         };
         assert_eq!(*outcome, expected, "click {i}");
     }
+    // The same batch written again (a retry after a timeout whose write went through):
+    // each click finds its own window and answers as before.
+    let (queued, _) = store.queue_depth().await.unwrap();
+    assert_eq!(queued, 100, "one delivery per click that opened a window");
+    let again = store.record_lead_clicks(&clicks).await.unwrap();
+    assert_eq!(again, outcomes, "a retried batch answers as the first time");
+    let (queued, _) = store.queue_depth().await.unwrap();
+    assert_eq!(queued, 100, "and queues nothing twice");
     // A later batch: lead 0 after its window (emits), lead 1 inside it (does not).
     let later = [click(0, 30_000), click(1, 29_000)];
     let outcomes = store.record_lead_clicks(&later).await.unwrap();

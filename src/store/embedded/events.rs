@@ -5,7 +5,7 @@ use super::super::{
 };
 use super::webhooks::load_subscriptions;
 use super::{EmbeddedStore, unavailable};
-use crate::domain::{CampaignId, ShortCode, from_millis};
+use crate::domain::{CampaignId, ShortCode, from_millis, now_millis};
 use crate::events::Event;
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -80,21 +80,31 @@ fn record(
     let at = click.at.timestamp_millis();
     let window = click.window.as_millis() as i64;
     let code = click.code.as_str();
-    let opened: Option<i64> = conn
-        .prepare_cached("SELECT opened_at FROM windows WHERE code = ?1")?
-        .query_row([code], |r| r.get(0))
+    let open: Option<(i64, String)> = conn
+        .prepare_cached("SELECT opened_at, event_id FROM windows WHERE code = ?1")?
+        .query_row([code], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    if let Some(opened) = opened.filter(|o| at < o + window) {
-        return Ok(ClickOutcome::Deduplicated {
-            window_opened_at: from_millis(opened),
-        });
+    match open {
+        // This very click, written before.
+        Some((_, by)) if by == click.event.id => return Ok(ClickOutcome::Emitted),
+        Some((opened, _)) if at < opened + window => {
+            return Ok(ClickOutcome::Deduplicated {
+                window_opened_at: from_millis(opened),
+            });
+        }
+        _ => {}
     }
-    let now = crate::domain::now_millis().timestamp_millis();
+    let now = now_millis().timestamp_millis();
     conn.prepare_cached(
-        "INSERT INTO windows (code, opened_at, expires_at) VALUES (?1, ?2, ?3) \
-         ON CONFLICT (code) DO UPDATE SET opened_at = ?2, expires_at = ?3",
+        "INSERT INTO windows (code, opened_at, expires_at, event_id) VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT (code) DO UPDATE SET opened_at = ?2, expires_at = ?3, event_id = ?4",
     )?
-    .execute(params![code, at, (at + window).max(now + window)])?;
+    .execute(params![
+        code,
+        at,
+        (at + window).max(now + window),
+        click.event.id
+    ])?;
     enqueue(conn, &click.event, subs)?;
     Ok(ClickOutcome::Emitted)
 }
@@ -135,9 +145,18 @@ impl ClickStore for EmbeddedStore {
         Ok(outcomes)
     }
 
-    async fn add_click_counts(&self, counts: &ClickCounts) -> Result<(), StoreError> {
-        let counts = counts.clone();
+    async fn add_click_counts(&self, batch: &str, counts: &ClickCounts) -> Result<(), StoreError> {
+        let (batch, counts) = (batch.to_owned(), counts.clone());
         self.write(move |conn| {
+            let fresh = conn
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO applied_batches (id, applied_at) VALUES (?1, ?2)",
+                )
+                .and_then(|mut s| s.execute(params![batch, now_millis().timestamp_millis()]))
+                .map_err(unavailable)?;
+            if fresh == 0 {
+                return Ok(());
+            }
             for (code, count) in &counts.links {
                 bump_one(conn, "link_stats", "code", code.as_str(), count).map_err(unavailable)?;
             }

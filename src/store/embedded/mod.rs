@@ -52,11 +52,13 @@ CREATE UNIQUE INDEX IF NOT EXISTS links_identity ON links (campaign_id, phone, u
 CREATE INDEX IF NOT EXISTS links_by_campaign ON links (campaign_id, seq);
 CREATE INDEX IF NOT EXISTS links_by_phone ON links (phone, seq);
 
--- A lead's open dedup window: the click time that opened it, in ms.
+-- A lead's open dedup window: the click time that opened it, in ms, and that click's
+-- event, so that the same click written again finds its own window.
 CREATE TABLE IF NOT EXISTS windows (
     code       TEXT    PRIMARY KEY,
     opened_at  INTEGER NOT NULL,
-    expires_at INTEGER NOT NULL
+    expires_at INTEGER NOT NULL,
+    event_id   TEXT    NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS link_stats (
     code            TEXT    PRIMARY KEY,
@@ -118,6 +120,11 @@ CREATE TABLE IF NOT EXISTS messages (
     links            TEXT    NOT NULL,  -- JSON array of {url, shortUrl, code}
     created_at       INTEGER NOT NULL,
     expires_at       INTEGER NOT NULL
+);
+-- Counts batches already added, so that one written again adds nothing.
+CREATE TABLE IF NOT EXISTS applied_batches (
+    id         TEXT    PRIMARY KEY,
+    applied_at INTEGER NOT NULL
 );
 -- The first report of each status of a message.
 CREATE TABLE IF NOT EXISTS message_statuses (
@@ -186,6 +193,7 @@ impl EmbeddedStore {
         let path = data_dir.join("akti-link.sqlite3");
         let writer = open_connection(&path)?;
         writer.execute_batch(SCHEMA).map_err(unavailable)?;
+        migrate(&writer)?;
         // One process owns this file: any lease found now was held by a process that died
         // mid-attempt, and its deliveries are due again at once.
         writer
@@ -239,6 +247,22 @@ impl EmbeddedStore {
         .await
         .map_err(unavailable)?
     }
+}
+
+/// Brings a file written by an earlier version up to `SCHEMA`.
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let has_event_id: bool = conn
+        .query_row(
+            "SELECT count(*) > 0 FROM pragma_table_info('windows') WHERE name = 'event_id'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(unavailable)?;
+    if !has_event_id {
+        conn.execute_batch("ALTER TABLE windows ADD COLUMN event_id TEXT NOT NULL DEFAULT ''")
+            .map_err(unavailable)?;
+    }
+    Ok(())
 }
 
 fn open_connection(path: &Path) -> Result<Connection, StoreError> {

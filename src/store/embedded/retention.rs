@@ -1,5 +1,5 @@
 //! The sweep that keeps the embedded store's file from growing without bound: closed dedup
-//! windows, expired messages, and events and deliveries older than `AKTI_EVENT_RETENTION`.
+//! windows, remembered counts batches, expired messages, and events and deliveries older than `AKTI_EVENT_RETENTION`.
 
 use super::{Job, unavailable, write_with};
 use crate::domain::now_millis;
@@ -30,7 +30,15 @@ pub(super) fn sweep_every_while_open(jobs: WeakSender<Job>, retention: Duration)
 fn sweep(conn: &Connection, retention: Duration) -> Result<(), super::super::StoreError> {
     let now = now_millis().timestamp_millis();
     let old = now - retention.as_millis() as i64;
+    // A counts batch is retried within seconds; an hour is far beyond any retry.
+    let batches_before = now - 3_600_000;
     conn.execute("DELETE FROM windows WHERE expires_at < ?1", [now])
+        .and_then(|_| {
+            conn.execute(
+                "DELETE FROM applied_batches WHERE applied_at < ?1",
+                [batches_before],
+            )
+        })
         .and_then(|_| conn.execute("DELETE FROM deliveries WHERE created_at < ?1", [old]))
         .and_then(|_| conn.execute("DELETE FROM events WHERE created_at < ?1", [old]))
         .and_then(|_| {

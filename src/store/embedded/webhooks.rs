@@ -70,7 +70,8 @@ fn record_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<DeliveryRecord> 
     })
 }
 
-/// Records one outcome and releases the lease.
+/// Records one outcome and releases the lease; an outcome whose lease was already released
+/// (written before) changes nothing, as in the Redis store.
 fn finish(
     conn: &Connection,
     sub_id: &str,
@@ -81,7 +82,7 @@ fn finish(
         conn.execute(
             "UPDATE deliveries SET status = ?3, next_attempt_at = ?4, lease_until = 0, \
              attempts = json_insert(attempts, '$[#]', json(?5)) \
-             WHERE sub_id = ?1 AND event_id = ?2",
+             WHERE sub_id = ?1 AND event_id = ?2 AND lease_until > 0",
             params![
                 sub_id,
                 event_id,
@@ -103,12 +104,12 @@ fn finish(
         }),
         DeliveryOutcome::Deferred(at) => conn.execute(
             "UPDATE deliveries SET next_attempt_at = ?3, lease_until = 0 \
-             WHERE sub_id = ?1 AND event_id = ?2",
+             WHERE sub_id = ?1 AND event_id = ?2 AND lease_until > 0",
             params![sub_id, event_id, at.timestamp_millis()],
         ),
         DeliveryOutcome::Dropped => conn.execute(
             "UPDATE deliveries SET status = 'failed', lease_until = 0 \
-             WHERE sub_id = ?1 AND event_id = ?2 AND status = 'pending'",
+             WHERE sub_id = ?1 AND event_id = ?2 AND status = 'pending' AND lease_until > 0",
             params![sub_id, event_id],
         ),
     }

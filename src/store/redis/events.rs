@@ -47,24 +47,36 @@ end
 /// off this path.)
 ///
 /// The window is judged in click time, not arrival time, so that clicks buffered through
-/// a store outage and written late are deduplicated as they happened. The window key
-/// lives one window from now, which is all a later click can need.
+/// a store outage and written late are deduplicated as they happened. The window key holds
+/// the opening click's time and event id: a click written again (after a timeout whose
+/// write still ran) finds its own window and answers as it did the first time, without
+/// queueing its event twice. The key lives one window from now, and at least
+/// `REPLAY_HORIZON`, so that a late retry still finds it.
 const LEAD_CLICK_BODY: &str = r"
 local answers = {}
 for i = 1, #ARGV, 8 do
   local code, campaign, at, window = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3])
+  local event = ARGV[i + 4]
   local wkey = Q .. 'window:' .. code
-  local opened = tonumber(redis.call('GET', wkey) or '')
-  if opened and at < opened + window then
+  local held = redis.call('GET', wkey) or ''
+  local opened, by = string.match(held, '^(%d+)|(.*)$')
+  opened = tonumber(opened or held)
+  if by == event then
+    answers[#answers + 1] = at
+  elseif opened and at < opened + window then
     answers[#answers + 1] = -opened
   else
-    redis.call('SET', wkey, at, 'PX', window)
-    enqueue(ARGV[i + 4], ARGV[i + 5], campaign, ARGV[i + 6], at, tonumber(ARGV[i + 7]))
+    redis.call('SET', wkey, at .. '|' .. event, 'PX', math.max(window, $REPLAY_HORIZON))
+    enqueue(event, ARGV[i + 5], campaign, ARGV[i + 6], at, tonumber(ARGV[i + 7]))
     answers[#answers + 1] = at
   end
 end
 return answers
 ";
+
+/// How long a lead's window key outlives a short window: longer than any retry of a click
+/// write takes to follow the write it repeats.
+const REPLAY_HORIZON_MS: u64 = 60_000;
 
 /// Lead clicks per call of the click script: a batch is a few calls with one reply
 /// each, not a call and a two-element reply per click (the service's cost of a click that
@@ -72,7 +84,10 @@ return answers
 /// and no call holds Redis for more than about a millisecond.
 const CLICKS_PER_CALL: usize = 64;
 
-/// Adds to many counter hashes in one call. ARGV[1] says how the rest is grouped:
+/// Adds to many counter hashes in one call, once per call id. ARGV[1] names the call (its
+/// batch id and place in the batch): a call whose name was seen in the last
+/// `APPLIED_FOR_MS` adds nothing, so a write retried after a timeout is not counted twice.
+/// ARGV[2] says how the rest is grouped:
 /// - `f`: groups of six: `l` (a link's counters) or `c` (a campaign's), the code or
 ///   campaign id, human clicks, bot clicks, events, latest human click (ms or 0);
 /// - `b`: pairs of a link's code and its bot clicks, for links with nothing else to add
@@ -80,19 +95,19 @@ const CLICKS_PER_CALL: usize = 64;
 ///
 /// One call per [`COUNTS_PER_CALL`] counters rather than one command per counter: with
 /// per-lead links nearly every click touches a different link, so a flush is as many
-/// counters as clicks, and building a command and parsing its reply cost the service about
-/// 2,400 instructions per click (callgrind). In Redis a bot-only pair costs a little more
-/// than a plain pipelined `HINCRBY` (2.8-3.1 µs against 1.9-2.2 µs, measured side by side)
-/// and much less than a six-field group (3.6-5.7 µs); the service's saving is larger.
+/// counters as clicks.
 const ADD_COUNTS: &str = r"
-if ARGV[1] == 'b' then
-  for i = 2, #ARGV, 2 do
+if not redis.call('SET', '$APPLIED' .. ARGV[1], 1, 'NX', 'PX', $APPLIED_FOR_MS) then
+  return 0
+end
+if ARGV[2] == 'b' then
+  for i = 3, #ARGV, 2 do
     redis.call('HINCRBY', '$LINK_STATS' .. ARGV[i], 'botClicks', ARGV[i + 1])
   end
   return 1
 end
 local prefix = {l = '$LINK_STATS', c = '$CAMPAIGN_STATS'}
-for i = 2, #ARGV, 6 do
+for i = 3, #ARGV, 6 do
   local key = prefix[ARGV[i]] .. ARGV[i + 1]
   local clicks, bots, events = tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])
   if clicks > 0 then redis.call('HINCRBY', key, 'clicks', clicks) end
@@ -106,17 +121,26 @@ end
 return 1
 ";
 
+/// How long a counts call is remembered as applied: far longer than a retry can follow it.
+const APPLIED_FOR_MS: u64 = 10 * 60_000;
+
 /// Counters per call of [`ADD_COUNTS`]: small enough that one call holds Redis for about
 /// a millisecond, large enough that a flush is a handful of calls.
 const COUNTS_PER_CALL: usize = 500;
 
-static LEAD_CLICK: LazyLock<LuaScript> =
-    LazyLock::new(|| LuaScript::new(format!("{ENQUEUE_LUA}{LEAD_CLICK_BODY}")));
+static LEAD_CLICK: LazyLock<LuaScript> = LazyLock::new(|| {
+    LuaScript::new(format!(
+        "{ENQUEUE_LUA}{}",
+        LEAD_CLICK_BODY.replace("$REPLAY_HORIZON", &REPLAY_HORIZON_MS.to_string())
+    ))
+});
 static ENQUEUE: LazyLock<LuaScript> =
     LazyLock::new(|| LuaScript::new(format!("{ENQUEUE_LUA}{ENQUEUE_BODY}")));
 static ADD: LazyLock<LuaScript> = LazyLock::new(|| {
     LuaScript::new(
         ADD_COUNTS
+            .replace("$APPLIED_FOR_MS", &APPLIED_FOR_MS.to_string())
+            .replace("$APPLIED", APPLIED)
             .replace("$LINK_STATS", LINK_STATS)
             .replace("$CAMPAIGN_STATS", CAMPAIGN_STATS),
     )
@@ -129,6 +153,7 @@ return 1
 ";
 
 const LINK_STATS: &str = "akti:{q}:stats:link:";
+const APPLIED: &str = "akti:{q}:applied:";
 const CAMPAIGN_STATS: &str = "akti:{q}:stats:campaign:";
 
 fn stats_key(prefix: &str, id: &str) -> String {
@@ -194,7 +219,7 @@ impl ClickStore for RedisStore {
             .collect())
     }
 
-    async fn add_click_counts(&self, counts: &ClickCounts) -> Result<(), StoreError> {
+    async fn add_click_counts(&self, batch: &str, counts: &ClickCounts) -> Result<(), StoreError> {
         if counts.is_empty() {
             return Ok(());
         }
@@ -206,10 +231,18 @@ impl ClickStore for RedisStore {
         let (bots_only, full): (Vec<_>, Vec<_>) = counters.partition(|(kind, _, count)| {
             *kind == "l" && count.clicks == 0 && count.click_events == 0
         });
+        // The same counts always make the same calls (a map unchanged iterates in the same
+        // order), so a retried batch repeats its call names exactly.
         let mut pipe = redis::pipe();
-        for chunk in full.chunks(COUNTS_PER_CALL) {
+        let mut call = 0;
+        let mut named = |kind: &str| {
             let mut cmd = ADD.call_without_keys();
-            cmd.arg("f");
+            cmd.arg(format!("{batch}:{call}")).arg(kind);
+            call += 1;
+            cmd
+        };
+        for chunk in full.chunks(COUNTS_PER_CALL) {
+            let mut cmd = named("f");
             for (kind, id, count) in chunk {
                 cmd.arg(*kind)
                     .arg(*id)
@@ -221,8 +254,7 @@ impl ClickStore for RedisStore {
             pipe.add_command(cmd).ignore();
         }
         for chunk in bots_only.chunks(COUNTS_PER_CALL) {
-            let mut cmd = ADD.call_without_keys();
-            cmd.arg("b");
+            let mut cmd = named("b");
             for (_, code, count) in chunk {
                 cmd.arg(*code).arg(count.bot_clicks);
             }
