@@ -5,7 +5,7 @@ use crate::helpers::{Backend, RETENTION, RedisServer};
 use crate::on_both_stores;
 use akti_link::domain::{CampaignId, Destination, LinkPatch, NewLink, Phone, ShortCode};
 use akti_link::store::{
-    ClickCounts, ClickOutcome, Counted, LeadClick, LinkQuery, Store, StoreError,
+    ClickCounts, ClickOutcome, Counted, LeadClick, LinkQuery, LinkStore, Store, StoreError,
     embedded::EmbeddedStore, redis::RedisStore,
 };
 use std::collections::HashSet;
@@ -719,4 +719,61 @@ async fn a_batch_of_lead_clicks_is_judged_in_order(backend: Backend) {
             }
         ]
     );
+}
+
+/// Creation on Redis claims a code, binds the identity, then indexes and persists the link:
+/// when it fails in between (a crash, or here an index key of the wrong type), the claimed
+/// record must not stay for good, and the next creation of that identity finishes it.
+#[tokio::test]
+async fn a_creation_that_stops_half_way_is_finished_by_the_next_or_expires() {
+    let redis = RedisServer::start();
+    let store = RedisStore::connect(&redis.url(), RETENTION).unwrap();
+    let mut conn = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let command = |args: &[&str]| {
+        let mut cmd = redis::cmd(args[0]);
+        for arg in &args[1..] {
+            cmd.arg(*arg);
+        }
+        cmd
+    };
+    let phone_index = "akti:index:phone:{+14155550100}";
+    command(&["SET", phone_index, "not a sorted set"])
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+    let link = || new_link("c", Some("+14155550100"), "https://a.test/");
+    assert!(store.create_links(vec![link()], 8).await.is_err());
+    let keys: Vec<String> = command(&["KEYS", "akti:link:*"])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 1, "the claimed record");
+    let ttl: i64 = command(&["PTTL", &keys[0]])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(ttl > 0, "it would expire by itself (PTTL {ttl})");
+
+    command(&["DEL", phone_index])
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+    let again = store.create_links(vec![link()], 8).await.unwrap();
+    assert!(!again[0].is_new, "the link the first call made");
+    assert_eq!(format!("akti:link:{{{}}}", again[0].link.code), keys[0]);
+    let ttl: i64 = command(&["PTTL", &keys[0]])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(ttl, -1, "finished: it no longer expires");
+    let query = LinkQuery {
+        phone: Some(Phone::parse("+14155550100").unwrap()),
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(store.list_links(&query).await.unwrap().links.len(), 1);
 }

@@ -32,11 +32,19 @@ fn feed_timeout() -> redis::RedisError {
     ))
 }
 
-/// Writes the link hash only if the code is free. KEYS[1] link; ARGV field/value pairs.
+/// Writes the link hash only if the code is free, marked `unfinished` and to expire unless
+/// creation finishes (binds the identity, indexes the link and persists it): a crash or
+/// failure in between leaves no unreachable record behind. A later creation of the same
+/// identity that finds the link unfinished finishes it. KEYS[1] link; ARGV[1] expiry (ms), then
+/// field/value pairs.
 const CLAIM_CODE: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV))
+redis.call('HSET', KEYS[1], 'unfinished', 1, unpack(ARGV, 2))
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1";
+
+/// How long a claimed code waits for its creation to finish.
+const CLAIM_EXPIRES_MS: u64 = 60_000;
 
 /// Points an identity at a code if it is unset or names a dead link; answers the code the
 /// identity names afterwards. KEYS[1] identity; ARGV[1] our code, ARGV[2] the dead code.
@@ -148,8 +156,23 @@ fn link_from_hash(code: &str, mut h: HashMap<String, String>) -> Result<Option<L
     }))
 }
 
+/// What an identity names when a creation looks it up.
+enum Holder {
+    Free,
+    /// A link; `unfinished` when its creation stopped before persisting it.
+    Live {
+        link: Link,
+        unfinished: bool,
+    },
+    /// A code whose link is gone (deleted, or expired unfinished).
+    Dead(String),
+}
+
 impl RedisStore {
-    async fn fetch_links(&self, codes: &[String]) -> Result<Vec<Option<Link>>, StoreError> {
+    async fn fetch_hashes(
+        &self,
+        codes: &[String],
+    ) -> Result<Vec<HashMap<String, String>>, StoreError> {
         if codes.is_empty() {
             return Ok(Vec::new());
         }
@@ -157,10 +180,13 @@ impl RedisStore {
         for code in codes {
             pipe.hgetall(link_key(code));
         }
-        let hashes: Vec<HashMap<String, String>> = pipe
-            .query_async(&mut self.conn())
+        pipe.query_async(&mut self.conn())
             .await
-            .map_err(StoreError::unavailable)?;
+            .map_err(StoreError::unavailable)
+    }
+
+    async fn fetch_links(&self, codes: &[String]) -> Result<Vec<Option<Link>>, StoreError> {
+        let hashes = self.fetch_hashes(codes).await?;
         codes
             .iter()
             .zip(hashes)
@@ -168,12 +194,8 @@ impl RedisStore {
             .collect()
     }
 
-    /// Step 1 of creation: the live links already holding each identity, and the dead
-    /// codes that identities still name.
-    async fn find_identities(
-        &self,
-        keys: &[String],
-    ) -> Result<Vec<(Option<Link>, Option<String>)>, StoreError> {
+    /// Step 1 of creation: what each identity names now.
+    async fn find_identities(&self, keys: &[String]) -> Result<Vec<Holder>, StoreError> {
         let mut pipe = redis::pipe();
         for key in keys {
             pipe.get(key);
@@ -183,17 +205,23 @@ impl RedisStore {
             .await
             .map_err(StoreError::unavailable)?;
         let named: Vec<String> = codes.iter().flatten().cloned().collect();
-        let mut found = self.fetch_links(&named).await?.into_iter();
-        Ok(codes
+        let mut found = named.iter().zip(self.fetch_hashes(&named).await?);
+        codes
             .into_iter()
-            .map(|code| match code {
-                None => (None, None),
-                Some(code) => match found.next().flatten() {
-                    Some(link) => (Some(link), None),
-                    None => (None, Some(code)),
-                },
+            .map(|code| {
+                let Some(code) = code else {
+                    return Ok(Holder::Free);
+                };
+                let (_, hash) = found
+                    .next()
+                    .ok_or_else(|| StoreError::Corrupt("short reply".into()))?;
+                let unfinished = hash.contains_key("unfinished");
+                Ok(match link_from_hash(&code, hash)? {
+                    Some(link) => Holder::Live { link, unfinished },
+                    None => Holder::Dead(code),
+                })
             })
-            .collect())
+            .collect()
     }
 
     /// Step 2: claims codes for `links`, drawing new codes after collisions. Answers, per
@@ -212,6 +240,7 @@ impl RedisStore {
             let mut pipe = redis::pipe();
             for &i in &pending {
                 let mut cmd = CLAIMING.call(&link_key(links[i].code.as_str()));
+                cmd.arg(CLAIM_EXPIRES_MS);
                 for (field, value) in link_fields(&links[i]) {
                     cmd.arg(field).arg(value);
                 }
@@ -240,6 +269,7 @@ impl RedisStore {
         }
     }
 
+    /// The last step of creation: the links join their indexes and stop expiring.
     async fn add_to_indexes(&self, links: &[&Link]) -> Result<(), StoreError> {
         if links.is_empty() {
             return Ok(());
@@ -272,6 +302,17 @@ impl RedisStore {
             }
         }
         pipe.query_async::<()>(&mut self.conn())
+            .await
+            .map_err(StoreError::unavailable)?;
+        // Only once every index holds them (a pipeline runs every command, failed or not).
+        let mut finish = redis::pipe();
+        for link in links {
+            let key = link_key(link.code.as_str());
+            finish.hdel(&key, "unfinished").ignore();
+            finish.persist(key).ignore();
+        }
+        finish
+            .query_async::<()>(&mut self.conn())
             .await
             .map_err(StoreError::unavailable)
     }
@@ -315,28 +356,39 @@ impl LinkStore for RedisStore {
         let found = self.find_identities(&identities).await?;
         let mut results: Vec<Option<Created>> = vec![None; identities.len()];
         let mut fresh: Vec<(usize, Link, bool, Option<String>)> = Vec::new();
+        let mut unfinished: Vec<Link> = Vec::new();
         let now = now_millis();
-        for (slot, (new, (live, dead))) in firsts.into_iter().zip(found).enumerate() {
-            match live {
-                Some(link) => {
+        for (slot, (new, holder)) in firsts.into_iter().zip(found).enumerate() {
+            let dead = match holder {
+                Holder::Live {
+                    link,
+                    unfinished: was_stopped,
+                } => {
                     if new.code.as_ref().is_some_and(|c| *c != link.code) {
                         return Err(StoreError::IdentityTaken);
+                    }
+                    if was_stopped {
+                        unfinished.push(link.clone());
                     }
                     results[slot] = Some(Created {
                         link,
                         is_new: false,
                     });
+                    continue;
                 }
-                None => {
-                    let custom = new.code.is_some();
-                    let code = new
-                        .code
-                        .clone()
-                        .unwrap_or_else(|| ShortCode::generate(code_length));
-                    fresh.push((slot, new.into_link(code, now), custom, dead));
-                }
-            }
+                Holder::Free => None,
+                Holder::Dead(code) => Some(code),
+            };
+            let custom = new.code.is_some();
+            let code = new
+                .code
+                .clone()
+                .unwrap_or_else(|| ShortCode::generate(code_length));
+            fresh.push((slot, new.into_link(code, now), custom, dead));
         }
+        // Links whose creation stopped half-way: this one finishes them.
+        self.add_to_indexes(&unfinished.iter().collect::<Vec<_>>())
+            .await?;
 
         if !fresh.is_empty() {
             let mut claimed: Vec<Link> = fresh.iter().map(|f| f.1.clone()).collect();
