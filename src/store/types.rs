@@ -272,18 +272,71 @@ pub enum StatusRecorded {
     UnknownMessage,
 }
 
-/// Reads a delivery log cursor, `<created ms>:<event id>` of the last item of a page (both
-/// stores list newest first, by time then event id).
-pub fn delivery_cursor(cursor: &str) -> Result<(i64, String), super::StoreError> {
-    let invalid = || super::StoreError::InvalidCursor;
-    let (ms, id) = cursor.split_once(':').ok_or_else(invalid)?;
-    Ok((ms.parse().map_err(|_| invalid())?, id.to_owned()))
+/// Where a page of a list ended: the creation time (ms) and id of its last item. Every
+/// list of both stores orders by creation time and then id, and its cursor is this, as
+/// `<13-digit ms>:<id>`: any cursor of that form names a place in the list, whoever made it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Position {
+    pub ms: i64,
+    pub id: String,
+}
+
+impl Position {
+    pub fn of(at: &DateTime<Utc>, id: &str) -> Self {
+        Self {
+            ms: at.timestamp_millis(),
+            id: id.to_owned(),
+        }
+    }
+
+    pub fn parse(cursor: &str) -> Result<Self, super::StoreError> {
+        let (ms, id) = cursor
+            .split_once(':')
+            .ok_or(super::StoreError::InvalidCursor)?;
+        let is_id = (1..=64).contains(&id.len())
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if ms.len() != 13 || !ms.bytes().all(|b| b.is_ascii_digit()) || !is_id {
+            return Err(super::StoreError::InvalidCursor);
+        }
+        Ok(Self {
+            ms: ms.parse().map_err(|_| super::StoreError::InvalidCursor)?,
+            id: id.to_owned(),
+        })
+    }
+
+    /// The cursor text; also the member of Redis' lexically ordered indexes.
+    pub fn render(&self) -> String {
+        format!("{:013}:{}", self.ms, self.id)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::domain::from_millis;
+
+    #[test]
+    fn a_cursor_is_thirteen_digits_and_an_id() {
+        let position = Position::parse("1706443200000:abc_-9").unwrap();
+        assert_eq!(position.ms, 1_706_443_200_000);
+        assert_eq!(position.render(), "1706443200000:abc_-9");
+        assert_eq!(
+            Position::of(&from_millis(5), "x").render(),
+            "0000000000005:x"
+        );
+        for bad in [
+            "",
+            "17:abc",
+            "1706443200000",
+            "1706443200000:",
+            "170644320000a:x",
+            "1706443200000:a b",
+        ] {
+            assert!(Position::parse(bad).is_err(), "{bad}");
+        }
+    }
 
     fn counted(links: usize) -> ClickCounts {
         let mut counts = ClickCounts::default();

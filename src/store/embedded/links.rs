@@ -1,6 +1,6 @@
 //! Links in SQLite: see the schema in the parent module.
 
-use super::super::{ChangeListener, Created, LinkPage, LinkQuery, LinkStore, StoreError};
+use super::super::{ChangeListener, Created, LinkPage, LinkQuery, LinkStore, Position, StoreError};
 use super::{CODE_ATTEMPTS, EmbeddedStore, LINK_COLUMNS, unavailable};
 use crate::domain::{
     CampaignId, Destination, ExternalLeadId, Link, LinkPatch, NewLink, Phone, ShortCode,
@@ -178,49 +178,49 @@ impl LinkStore for EmbeddedStore {
     }
 
     async fn list_links(&self, query: &LinkQuery) -> Result<LinkPage, StoreError> {
-        let after: i64 = match &query.cursor {
-            Some(c) => c.parse().map_err(|_| StoreError::InvalidCursor)?,
-            None => 0,
+        let after = match &query.cursor {
+            Some(c) => Position::parse(c)?,
+            None => Position {
+                ms: i64::MIN,
+                id: String::new(),
+            },
         };
         let query = query.clone();
         self.read(move |conn| {
-            let mut sql = format!("SELECT {LINK_COLUMNS}, seq FROM links WHERE seq > ?1");
+            let mut sql =
+                format!("SELECT {LINK_COLUMNS} FROM links WHERE (created_at, code) > (?1, ?2)");
             if query.campaign_id.is_some() {
-                sql.push_str(" AND campaign_id = ?2");
+                sql.push_str(" AND campaign_id = ?3");
             }
             if query.phone.is_some() {
-                sql.push_str(" AND phone = ?3");
+                sql.push_str(" AND phone = ?4");
             }
-            sql.push_str(" ORDER BY seq LIMIT ?4");
+            sql.push_str(" ORDER BY created_at, code LIMIT ?5");
             let mut stmt = conn.prepare_cached(&sql).map_err(unavailable)?;
             for (index, value) in [
-                (2, query.campaign_id.as_ref().map(CampaignId::as_str)),
-                (3, query.phone.as_ref().map(Phone::as_str)),
+                (3, query.campaign_id.as_ref().map(CampaignId::as_str)),
+                (4, query.phone.as_ref().map(Phone::as_str)),
             ] {
                 if let Some(value) = value {
                     stmt.raw_bind_parameter(index, value).map_err(unavailable)?;
                 }
             }
-            stmt.raw_bind_parameter(1, after).map_err(unavailable)?;
-            stmt.raw_bind_parameter(4, query.limit as i64 + 1)
+            stmt.raw_bind_parameter(1, after.ms).map_err(unavailable)?;
+            stmt.raw_bind_parameter(2, &after.id).map_err(unavailable)?;
+            stmt.raw_bind_parameter(5, query.limit as i64 + 1)
                 .map_err(unavailable)?;
             let mut rows = stmt.raw_query();
             let mut links = Vec::with_capacity(query.limit + 1);
-            let mut last_seq = 0i64;
             while let Some(row) = rows.next().map_err(unavailable)? {
-                if links.len() == query.limit {
-                    return Ok(LinkPage {
-                        links,
-                        next_cursor: Some(last_seq.to_string()),
-                    });
-                }
                 links.push(link_from_row(row).map_err(unavailable)?);
-                last_seq = row.get(8).map_err(unavailable)?;
             }
-            Ok(LinkPage {
-                links,
-                next_cursor: None,
-            })
+            let next_cursor = (links.len() > query.limit).then(|| {
+                links.truncate(query.limit);
+                (links.last())
+                    .map(|l: &Link| Position::of(&l.created_at, l.code.as_str()).render())
+                    .unwrap_or_default()
+            });
+            Ok(LinkPage { links, next_cursor })
         })
         .await
     }

@@ -49,8 +49,12 @@ CREATE TABLE IF NOT EXISTS links (
     disabled         INTEGER NOT NULL DEFAULT 0
 );
 CREATE UNIQUE INDEX IF NOT EXISTS links_identity ON links (campaign_id, phone, url);
-CREATE INDEX IF NOT EXISTS links_by_campaign ON links (campaign_id, seq);
-CREATE INDEX IF NOT EXISTS links_by_phone ON links (phone, seq);
+-- Lists go by creation time, then code, as the cursor says (`store::Position`).
+DROP INDEX IF EXISTS links_by_campaign;
+DROP INDEX IF EXISTS links_by_phone;
+CREATE INDEX IF NOT EXISTS links_in_order ON links (created_at, code);
+CREATE INDEX IF NOT EXISTS links_of_campaign_in_order ON links (campaign_id, created_at, code);
+CREATE INDEX IF NOT EXISTS links_of_phone_in_order ON links (phone, created_at, code);
 
 -- A lead's open dedup window: the click time that opened it, in ms, and that click's
 -- event, so that the same click written again finds its own window.
@@ -87,6 +91,7 @@ CREATE TABLE IF NOT EXISTS subscriptions (
     created_at   INTEGER NOT NULL,
     disabled     INTEGER NOT NULL DEFAULT 0
 );
+CREATE INDEX IF NOT EXISTS subscriptions_in_order ON subscriptions (created_at, id);
 CREATE TABLE IF NOT EXISTS events (
     id          TEXT    PRIMARY KEY,
     event_type  TEXT    NOT NULL,

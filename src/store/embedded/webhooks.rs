@@ -1,8 +1,8 @@
 //! Webhook subscriptions and deliveries in SQLite: see the schema in the parent module.
 
 use super::super::{
-    Attempt, DeliveryOutcome, DeliveryRecord, DeliveryStatus, DeliveryTask, Page, StoreError,
-    Subscription, SubscriptionPatch, WebhookStore, delivery_cursor,
+    Attempt, DeliveryOutcome, DeliveryRecord, DeliveryStatus, DeliveryTask, Page, Position,
+    StoreError, Subscription, SubscriptionPatch, WebhookStore,
 };
 use super::{EmbeddedStore, unavailable};
 use crate::domain::{CampaignId, from_millis, now_millis};
@@ -12,7 +12,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use std::time::Duration;
 
 const SUB_COLUMNS: &str =
-    "id, url, event_types, campaign_ids, description, secret, created_at, disabled, seq";
+    "id, url, event_types, campaign_ids, description, secret, created_at, disabled";
 
 fn json_list<T>(items: &Option<Vec<T>>, name: impl Fn(&T) -> &str) -> Option<String> {
     items.as_ref().map(|v| {
@@ -151,31 +151,31 @@ impl WebhookStore for EmbeddedStore {
         cursor: Option<&str>,
         limit: usize,
     ) -> Result<Page<Subscription>, StoreError> {
-        let after: i64 = match cursor {
-            Some(c) => c.parse().map_err(|_| StoreError::InvalidCursor)?,
-            None => 0,
+        let after = match cursor {
+            Some(c) => Position::parse(c)?,
+            None => Position {
+                ms: i64::MIN,
+                id: String::new(),
+            },
         };
         self.read(move |conn| {
             let mut stmt = conn
                 .prepare_cached(&format!(
-                    "SELECT {SUB_COLUMNS} FROM subscriptions WHERE seq > ?1 ORDER BY seq LIMIT ?2"
+                    "SELECT {SUB_COLUMNS} FROM subscriptions WHERE (created_at, id) > (?1, ?2) \
+                     ORDER BY created_at, id LIMIT ?3"
                 ))
                 .map_err(unavailable)?;
-            let rows: Vec<(Subscription, i64)> = stmt
-                .query_map(params![after, limit as i64 + 1], |r| {
-                    Ok((sub_from_row(r)?, r.get(8)?))
-                })
+            let mut items: Vec<Subscription> = stmt
+                .query_map(params![after.ms, after.id, limit as i64 + 1], sub_from_row)
                 .and_then(|rows| rows.collect())
                 .map_err(unavailable)?;
-            let more = rows.len() > limit;
-            let items: Vec<(Subscription, i64)> = rows.into_iter().take(limit).collect();
-            let next_cursor = more
-                .then(|| items.last().map(|(_, seq)| seq.to_string()))
-                .flatten();
-            Ok(Page {
-                items: items.into_iter().map(|(s, _)| s).collect(),
-                next_cursor,
-            })
+            let next_cursor = (items.len() > limit).then(|| {
+                items.truncate(limit);
+                (items.last())
+                    .map(|s| Position::of(&s.created_at, &s.id).render())
+                    .unwrap_or_default()
+            });
+            Ok(Page { items, next_cursor })
         })
         .await
     }
@@ -343,7 +343,7 @@ impl WebhookStore for EmbeddedStore {
     ) -> Result<Page<DeliveryRecord>, StoreError> {
         let before = match cursor {
             None => (i64::MAX, String::new()),
-            Some(c) => delivery_cursor(c)?,
+            Some(c) => Position::parse(c).map(|p| (p.ms, p.id))?,
         };
         let (sub_id, status) = (sub_id.to_owned(), status.map(DeliveryStatus::as_str));
         self.read(move |conn| {
@@ -366,7 +366,7 @@ impl WebhookStore for EmbeddedStore {
                 items.truncate(limit);
                 items
                     .last()
-                    .map(|r| format!("{}:{}", r.created_at.timestamp_millis(), r.event_id))
+                    .map(|r| Position::of(&r.created_at, &r.event_id).render())
                     .unwrap_or_default()
             });
             Ok(Page { items, next_cursor })

@@ -1,7 +1,7 @@
 //! Links in Redis: see the key layout in the parent module.
 
 use super::super::{
-    ChangeListener, Created, LinkChange, LinkPage, LinkQuery, LinkStore, StoreError,
+    ChangeListener, Created, LinkChange, LinkPage, LinkQuery, LinkStore, Position, StoreError,
 };
 use super::{LuaScript, RedisStore, eval};
 use crate::domain::{
@@ -104,15 +104,9 @@ fn phone_index(phone: &Phone) -> String {
     format!("akti:index:phone:{{{}}}", phone.as_str())
 }
 
-/// The sorted-set member of a link in every index; also the list cursor.
+/// The sorted-set member of a link in every index: its list position.
 fn index_member(link: &Link) -> String {
-    format!("{:013}:{}", link.created_at.timestamp_millis(), link.code)
-}
-
-fn code_of_member(member: &str) -> Option<&str> {
-    let (ms, code) = member.split_once(':')?;
-    (ms.len() == 13 && ms.bytes().all(|b| b.is_ascii_digit()) && ShortCode::parse(code).is_ok())
-        .then_some(code)
+    Position::of(&link.created_at, link.code.as_str()).render()
 }
 
 fn link_fields(link: &Link) -> Vec<(&'static str, String)> {
@@ -603,8 +597,7 @@ impl LinkStore for RedisStore {
 
     async fn list_links(&self, query: &LinkQuery) -> Result<LinkPage, StoreError> {
         let mut from = match &query.cursor {
-            Some(c) if code_of_member(c).is_some() => format!("({c}"),
-            Some(_) => return Err(StoreError::InvalidCursor),
+            Some(c) => format!("({}", Position::parse(c)?.render()),
             None => "-".to_owned(),
         };
         let index = match (&query.phone, &query.campaign_id) {
@@ -630,18 +623,15 @@ impl LinkStore for RedisStore {
                 .map_err(StoreError::unavailable)?;
             let codes: Vec<String> = members
                 .iter()
-                .map(|m| code_of_member(m).unwrap_or_default().to_owned())
+                .map(|m| Position::parse(m).map_or_else(|_| String::new(), |p| p.id))
                 .collect();
             let links = self.fetch_links(&codes).await?;
             for (member, link) in members.iter().zip(links) {
-                let matches = link.as_ref().is_some_and(|l| {
-                    query
-                        .campaign_id
-                        .as_ref()
-                        .is_none_or(|c| *c == l.campaign_id)
-                });
-                if matches && found.len() < want {
-                    found.push((member.clone(), link.expect("checked by matches")));
+                let Some(link) = link else { continue };
+                let in_campaign =
+                    (query.campaign_id.as_ref()).is_none_or(|c| *c == link.campaign_id);
+                if in_campaign && found.len() < want {
+                    found.push((member.clone(), link));
                 }
             }
             match members.last() {

@@ -1,8 +1,8 @@
 //! Webhook subscriptions and deliveries in Redis: see the key layout in the parent module.
 
 use super::super::{
-    Attempt, DeliveryOutcome, DeliveryRecord, DeliveryStatus, DeliveryTask, Page, StoreError,
-    Subscription, SubscriptionPatch, WebhookStore, delivery_cursor,
+    Attempt, DeliveryOutcome, DeliveryRecord, DeliveryStatus, DeliveryTask, Page, Position,
+    StoreError, Subscription, SubscriptionPatch, WebhookStore,
 };
 use super::{LuaScript, RedisStore, eval, unavailable};
 use crate::domain::{CampaignId, from_millis, now_millis};
@@ -191,7 +191,7 @@ fn entry_fields(entry: redis::streams::StreamId) -> (String, HashMap<String, Str
 }
 
 fn order_member(sub: &Subscription) -> String {
-    format!("{:013}:{}", sub.created_at.timestamp_millis(), sub.id)
+    Position::of(&sub.created_at, &sub.id).render()
 }
 
 impl RedisStore {
@@ -321,8 +321,7 @@ impl WebhookStore for RedisStore {
         limit: usize,
     ) -> Result<Page<Subscription>, StoreError> {
         let from = match cursor {
-            Some(c) if c.split_once(':').is_some_and(|(ms, _)| ms.len() == 13) => format!("({c}"),
-            Some(_) => return Err(StoreError::InvalidCursor),
+            Some(c) => format!("({}", Position::parse(c)?.render()),
             None => "-".to_owned(),
         };
         let members: Vec<String> = redis::cmd("ZRANGE")
@@ -575,7 +574,10 @@ impl WebhookStore for RedisStore {
     ) -> Result<Page<DeliveryRecord>, StoreError> {
         // Cursor `<ms>:<event id>`: the last item of the previous page. Newest first, and
         // among equal times by event id descending, as `ZRANGE … REV` orders them.
-        let after = cursor.map(delivery_cursor).transpose()?;
+        let after = cursor
+            .map(Position::parse)
+            .transpose()?
+            .map(|p| (p.ms, p.id));
         // One fixed upper bound and a growing offset: every member is looked at once,
         // however many share a timestamp, and events added meanwhile (newer) are not.
         let max = after
@@ -636,7 +638,7 @@ impl WebhookStore for RedisStore {
             items.truncate(limit);
             items
                 .last()
-                .map(|(ms, r)| format!("{ms}:{}", r.event_id))
+                .map(|(ms, r)| Position::of(&from_millis(*ms), &r.event_id).render())
                 .unwrap_or_default()
         });
         Ok(Page {
