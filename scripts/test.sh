@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Runs the whole test suite. The integration tests start their own redis-server processes
-# on free ports, so redis-server must be on PATH; install it first when it is missing.
+# Runs the whole test suite: unit tests, the integration suite (tests/api), then
+# schemathesis against the built binary on both stores. The integration tests and
+# schemathesis start their own redis-server processes on free ports, so redis-server must
+# be on PATH; it is installed first when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,9 +11,11 @@ if ! command -v redis-server >/dev/null 2>&1; then
   sudo_cmd=""
   if [ "$(id -u)" -ne 0 ]; then sudo_cmd="sudo"; fi
   $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq redis-server >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq redis-server redis-tools >/dev/null
 fi
 
-# The unit tests, then the integration suite (tests/api), so that the run closes on the
-# suite's count. The benchmark helpers in examples/ have no tests; clippy builds them.
+# The unit tests, then the integration suite (tests/api). The benchmark helpers in
+# examples/ have no tests; clippy builds them.
 cargo test --lib --test api "$@"
+# The OpenAPI document against the binary the integration suite just built.
+scripts/schemathesis.sh target/debug/akti-link

@@ -65,9 +65,13 @@ pub fn is_public(ip: IpAddr) -> bool {
 #[error("{0}")]
 pub struct Blocked(pub String);
 
+/// How long a subscription's host name may take to resolve when it is created or changed.
+const LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Checks a subscription URL when it is created or changed: a literal address must be
 /// public, and a name must not resolve only to blocked addresses. (A name that does not
-/// resolve now is accepted; the connect-time check still applies.)
+/// resolve now, or not within [`LOOKUP_TIMEOUT`], is accepted; the connect-time check still
+/// applies.)
 pub async fn check_target(url: &url::Url) -> Result<(), Blocked> {
     let refused = || Blocked("the URL points to a private or reserved address".into());
     match url.host() {
@@ -76,7 +80,13 @@ pub async fn check_target(url: &url::Url) -> Result<(), Blocked> {
         Some(url::Host::Domain(name)) if is_loopback_name(name) => Err(refused()),
         Some(url::Host::Domain(name)) => {
             let port = url.port_or_known_default().unwrap_or(443);
-            match tokio::net::lookup_host((name, port)).await {
+            let lookup = tokio::net::lookup_host((name, port));
+            // A resolver that hangs must not hang the request; the name is then judged at
+            // delivery time, like one that does not resolve.
+            let Ok(resolved) = tokio::time::timeout(LOOKUP_TIMEOUT, lookup).await else {
+                return Ok(());
+            };
+            match resolved {
                 Ok(addrs) => {
                     let addrs: Vec<SocketAddr> = addrs.collect();
                     if !addrs.is_empty() && addrs.iter().all(|a| !is_public(a.ip())) {

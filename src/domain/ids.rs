@@ -49,6 +49,9 @@ fn check_id(field: &'static str, s: &str) -> Result<(), InvalidValue> {
     Ok(())
 }
 
+/// Single-segment paths of the public listener that are not codes.
+const RESERVED_CODES: [&str; 2] = ["healthz", "readyz"];
+
 /// The path segment of a short URL (`https://link.akti.fyi/<code>`). Shared (`Arc<str>`):
 /// every click copies it into counters and events, so a clone must not allocate.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -57,18 +60,29 @@ pub struct ShortCode(Arc<str>);
 impl ShortCode {
     pub fn parse(s: &str) -> Result<Self, InvalidValue> {
         check_id("code", s)?;
+        if RESERVED_CODES.contains(&s) {
+            return Err(InvalidValue::new(
+                "code",
+                "is a path of the public listener (healthz and readyz are not codes)",
+            ));
+        }
         Ok(Self(s.into()))
     }
 
     /// Whether `s` could be a code, without allocating (the redirect path's first check).
     pub fn is_valid(s: &str) -> bool {
-        check_id("code", s).is_ok()
+        check_id("code", s).is_ok() && !RESERVED_CODES.contains(&s)
     }
 
     /// A fresh code of `len` characters drawn from the 62 letters and digits, from a CSPRNG
     /// ([`random_bytes`]); nanoid masks the bytes without modulo bias.
     pub fn generate(len: usize) -> Self {
-        Self(nanoid::format(random_bytes, &CODE_ALPHABET, len).into())
+        loop {
+            let code = nanoid::format(random_bytes, &CODE_ALPHABET, len);
+            if !RESERVED_CODES.contains(&code.as_str()) {
+                return Self(code.into());
+            }
+        }
     }
 
     /// For values read back from our own store, which only ever holds parsed codes.
@@ -122,10 +136,11 @@ impl ExternalLeadId {
     pub const MAX_LEN: usize = 256;
 
     pub fn parse(s: &str) -> Result<Self, InvalidValue> {
-        if s.is_empty() || s.len() > Self::MAX_LEN || s.chars().any(char::is_control) {
+        let length = s.chars().count();
+        if !(1..=Self::MAX_LEN).contains(&length) || s.chars().any(char::is_control) {
             return Err(InvalidValue::new(
                 "externalLeadId",
-                "must be 1 to 256 bytes without control characters",
+                "must be 1 to 256 characters without control characters",
             ));
         }
         Ok(Self(s.to_owned()))
@@ -181,6 +196,8 @@ mod tests {
         assert!(ShortCode::parse("").is_err());
         assert!(ShortCode::parse("a/b").is_err());
         assert!(ShortCode::parse("é").is_err());
+        assert!(ShortCode::parse("healthz").is_err());
+        assert!(!ShortCode::is_valid("readyz"));
         assert!(CampaignId::parse("spring sale").is_err());
     }
 
@@ -189,5 +206,7 @@ mod tests {
         assert!(ExternalLeadId::parse("crm-42 ü").is_ok());
         assert!(ExternalLeadId::parse("a\nb").is_err());
         assert!(ExternalLeadId::parse("").is_err());
+        assert!(ExternalLeadId::parse(&"ü".repeat(256)).is_ok());
+        assert!(ExternalLeadId::parse(&"ü".repeat(257)).is_err());
     }
 }

@@ -106,14 +106,19 @@ fn snake_case(field: &str) -> String {
     out
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: ErrorDetail<'a>,
+/// Every error the admin API answers.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    error: ErrorDetail,
 }
 
-#[derive(Serialize)]
-struct ErrorDetail<'a> {
-    code: &'a str,
+#[derive(Serialize, utoipa::ToSchema)]
+struct ErrorDetail {
+    /// What went wrong, for programs: `invalid_phone`, `not_found`, `malformed_json`…
+    #[schema(example = "invalid_phone")]
+    code: String,
+    /// What went wrong, for people: which field or parameter, and why.
+    #[schema(example = "phone must be E.164: '+' then 2 to 15 digits, not starting with 0")]
     message: String,
 }
 
@@ -133,7 +138,7 @@ impl IntoResponse for ApiError {
         }
         let body = ErrorBody {
             error: ErrorDetail {
-                code,
+                code: code.to_owned(),
                 message: self.to_string(),
             },
         };

@@ -38,6 +38,8 @@ pub fn handle() -> PrometheusHandle {
 }
 
 /// `GET /metrics` in the Prometheus text format.
+#[utoipa::path(get, path = "/metrics", tag = "operators", security(()),
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
 pub async fn render(State(state): State<super::AppState>) -> Response {
     metrics::gauge!("akti_link_cache_entries").set(state.cache.len() as f64);
     let handle = handle();

@@ -8,7 +8,9 @@ pub mod admin;
 pub mod error;
 pub mod extract;
 pub mod metrics;
+pub mod openapi;
 pub mod public;
+pub mod schema;
 pub mod server;
 pub mod twilio;
 

@@ -38,10 +38,19 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(64 * 1024))
 }
 
+/// Answers while the process runs (on both listeners).
+#[utoipa::path(get, path = "/healthz", tag = "operators", security(()),
+    responses((status = 200, description = "The process runs", content_type = "text/plain", body = String)))]
 pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
+/// Answers `200` while the store answers (on both listeners).
+#[utoipa::path(get, path = "/readyz", tag = "operators", security(()),
+    responses(
+        (status = 200, description = "The store answers", content_type = "text/plain", body = String),
+        (status = 503, description = "The store does not answer", content_type = "text/plain", body = String),
+    ))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     match tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await {
         Ok(Ok(())) => (StatusCode::OK, "ready\n").into_response(),
@@ -52,7 +61,22 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 /// `GET /{code}` through the router (axum answers `HEAD` with the same handler, without
 /// the body). Real traffic takes [`PublicService`]'s shortcut to [`follow`]; this route keeps
 /// the router complete on its own (and answers other methods with `405`).
-async fn redirect(
+#[utoipa::path(get, path = "/{code}", tag = "public",
+    description = "A lead follows a short link: `302` to the destination. A human click emits \
+        `lead.link_clicked` for a link with a lead, at most once per dedup window; previews, \
+        scanners and bots are only counted. Unknown codes are `404`, disabled or expired links \
+        `410` (or a `302` to `AKTI_FALLBACK_URL` for both).",
+    security(()),
+    params(("code" = super::schema::ShortCode, Path, description = "Short code")),
+    responses(
+        (status = 302, description = "The link's destination",
+            headers(("location" = String), ("cache-control" = String), ("content-length" = String))),
+        (status = 404, description = "No such link", content_type = "text/html", body = String),
+        (status = 410, description = "Disabled or expired", content_type = "text/html", body = String),
+        (status = 503, description = "The store is unavailable and the link is not cached",
+            content_type = "text/html", body = String, headers(("retry-after" = String))),
+    ))]
+pub(crate) async fn redirect(
     State(state): State<AppState>,
     code: Result<Path<String>, axum::extract::rejection::PathRejection>,
     // Taken whole (it is the last extractor) so that its headers are read, not cloned.

@@ -9,7 +9,7 @@
 //! `?messageId=<our message id>`.
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::extract::Body;
 use crate::messages::{self, MessageId, MessageStatus};
 use crate::store::StatusRecorded;
@@ -35,6 +35,35 @@ pub fn signature(auth_token: &str, url: &str, params: &[(String, String)]) -> St
     STANDARD.encode(mac.finalize().into_bytes())
 }
 
+/// What Twilio posts.
+#[derive(utoipa::ToSchema)]
+#[serde(rename_all = "PascalCase")]
+#[allow(dead_code)]
+struct TwilioStatusForm {
+    message_sid: Option<String>,
+    #[schema(example = "delivered")]
+    message_status: Option<String>,
+}
+
+/// Twilio's status callback: acts as `POST /v1/messages/{messageId}/status`.
+#[utoipa::path(post, path = "/callbacks/twilio/status", tag = "public", security(()),
+    description = "Twilio's message status callback, signed with the account's auth token. The \
+        message is the one named by `?messageId=` if given, else the one whose id is the \
+        `MessageSid`. Without `AKTI_TWILIO_AUTH_TOKEN` every callback is `403`.",
+    params(
+        ("messageId" = Option<super::schema::MessageId>, Query, description = "Our message id"),
+        ("X-Twilio-Signature" = String, Header, description = "Twilio's signature of the URL and form"),
+    ),
+    request_body(content = TwilioStatusForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 204, description = "Recorded, or a status with nothing to do"),
+        (status = 400, description = "The body could not be read"),
+        (status = 403, description = "Missing or wrong signature", content_type = "application/json", body = ErrorBody),
+        (status = 404, description = "No such message", content_type = "application/json", body = ErrorBody),
+        (status = 408, description = "The body did not arrive in time"),
+        (status = 413, description = "The body is over 64 KiB"),
+        (status = 503, description = "The store is unavailable", content_type = "application/json", body = ErrorBody),
+    ))]
 pub async fn status_callback(
     State(state): State<AppState>,
     uri: Uri,

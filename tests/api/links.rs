@@ -528,6 +528,12 @@ async fn the_openapi_document_lists_every_route(backend: Backend) {
         ("/v1/links", &["get", "post"][..]),
         ("/v1/links/bulk", &["post"]),
         ("/v1/links/{code}", &["get", "patch", "delete"]),
+        ("/{code}", &["get", "head"]),
+        ("/callbacks/twilio/status", &["post"]),
+        ("/healthz", &["get"]),
+        ("/readyz", &["get"]),
+        ("/metrics", &["get"]),
+        ("/v1/openapi.json", &["get"]),
     ] {
         for method in methods {
             assert!(
@@ -537,6 +543,30 @@ async fn the_openapi_document_lists_every_route(backend: Backend) {
         }
     }
     assert!(doc["components"]["schemas"]["CreateLink"].is_object());
+    // The public listener's routes are served at AKTI_BASE_URL, not beside the document.
+    for path in ["/{code}", "/callbacks/twilio/status"] {
+        assert_eq!(
+            doc["paths"][path]["servers"][0]["url"],
+            crate::helpers::BASE_URL
+        );
+    }
+    // Every /v1 operation documents the shared answers; every JSON body its errors.
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            if !operation.is_object() || method == "servers" {
+                continue;
+            }
+            let responses = &operation["responses"];
+            if path.starts_with("/v1") {
+                assert!(responses["401"].is_object(), "{method} {path}: 401");
+            }
+            if operation["requestBody"]["content"]["application/json"].is_object() {
+                for status in ["400", "408", "413", "415", "422"] {
+                    assert!(responses[status].is_object(), "{method} {path}: {status}");
+                }
+            }
+        }
+    }
     assert_eq!(
         doc["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"

@@ -3,6 +3,7 @@
 use super::super::AppState;
 use super::super::error::ApiError;
 use super::super::extract::{Json, Path, Query, page_limit};
+use super::super::schema;
 use crate::domain::{
     CampaignId, Destination, ExternalLeadId, InvalidValue, Link, LinkPatch, NewLink, Phone,
     ShortCode, format_time,
@@ -69,34 +70,41 @@ impl LinkBody {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateLink {
-    #[schema(example = "spring-sale")]
+    #[schema(value_type = schema::CampaignId)]
     campaign_id: String,
-    #[schema(example = "https://example.com/offer")]
+    #[schema(value_type = schema::Url)]
     url: String,
-    /// E.164. Without a phone the link redirects and counts clicks but emits no lead events.
-    #[schema(example = "+14155550123")]
+    /// Without a phone the link redirects and counts clicks but emits no lead events.
+    #[schema(value_type = Option<schema::Phone>)]
     phone: Option<String>,
+    #[schema(value_type = Option<schema::ExternalLeadId>)]
     external_lead_id: Option<String>,
-    /// A custom code (1 to 64 of `[A-Za-z0-9_-]`); generated when absent.
+    /// A custom code; generated when absent.
+    #[schema(value_type = Option<schema::ShortCode>)]
     code: Option<String>,
-    /// RFC 3339; the link answers `410` from then on.
+    /// The link answers `410` from then on.
+    #[schema(value_type = Option<schema::Time>)]
     expires_at: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BulkLead {
-    #[schema(example = "+14155550123")]
+    #[schema(value_type = schema::Phone)]
     phone: String,
+    #[schema(value_type = Option<schema::ExternalLeadId>)]
     external_lead_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateLinksBulk {
+    #[schema(value_type = schema::CampaignId)]
     campaign_id: String,
+    #[schema(value_type = schema::Url)]
     url: String,
     /// Up to 10,000 leads; links come back in the same order.
+    #[schema(max_items = 10000)]
     leads: Vec<BulkLead>,
 }
 
@@ -116,11 +124,12 @@ pub struct LinkPageBody {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PatchLink {
+    #[schema(value_type = Option<schema::Url>)]
     url: Option<String>,
     disabled: Option<bool>,
-    /// RFC 3339, or `null` to remove the expiry.
+    /// `null` removes the expiry.
     #[serde(default, deserialize_with = "super::super::extract::present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<schema::Time>)]
     expires_at: Option<Option<String>>,
 }
 
@@ -128,11 +137,16 @@ pub struct PatchLink {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
+    #[param(value_type = Option<schema::CampaignId>)]
     campaign_id: Option<String>,
-    /// E.164; a leading space is read as `+` (an unencoded `+` in a query string).
+    /// A leading space is read as `+` (an unencoded `+` in a query string).
+    #[param(value_type = Option<schema::Phone>)]
     phone: Option<String>,
+    /// The `nextCursor` of the page before.
+    #[param(value_type = Option<String>, pattern = r"^[0-9]{13}:[A-Za-z0-9_-]{1,64}$")]
     cursor: Option<String>,
-    /// 1 to 1000, default 50.
+    /// Default 50.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     limit: Option<String>,
 }
 
@@ -228,7 +242,7 @@ impl ListParams {
                 .map(CampaignId::parse)
                 .transpose()?,
             phone: phone.as_deref().map(Phone::parse).transpose()?,
-            cursor: self.cursor.filter(|c| !c.is_empty()),
+            cursor: self.cursor,
             limit,
         })
     }
@@ -308,7 +322,7 @@ async fn create_links_bulk(
 }
 
 #[utoipa::path(get, path = "/v1/links/{code}", tag = "links",
-    params(("code" = String, Path, description = "Short code")),
+    params(("code" = schema::ShortCode, Path, description = "Short code")),
     responses((status = 200, body = LinkBody), (status = 404, description = "No such link")))]
 async fn get_link(
     State(state): State<AppState>,
@@ -326,7 +340,7 @@ async fn get_link(
 /// Change the destination, disable or re-enable, or set or clear the expiry. Takes effect
 /// on every instance within a second.
 #[utoipa::path(patch, path = "/v1/links/{code}", tag = "links", request_body = PatchLink,
-    params(("code" = String, Path, description = "Short code")),
+    params(("code" = schema::ShortCode, Path, description = "Short code")),
     responses(
         (status = 200, body = LinkBody),
         (status = 404, description = "No such link"),
@@ -349,7 +363,7 @@ async fn patch_link(
 }
 
 #[utoipa::path(delete, path = "/v1/links/{code}", tag = "links",
-    params(("code" = String, Path, description = "Short code")),
+    params(("code" = schema::ShortCode, Path, description = "Short code")),
     responses((status = 204, description = "Deleted"), (status = 404, description = "No such link")))]
 async fn delete_link(
     State(state): State<AppState>,

@@ -4,6 +4,7 @@
 use super::super::AppState;
 use super::super::error::ApiError;
 use super::super::extract::{Json, Path};
+use super::super::schema;
 use crate::domain::{CampaignId, ExternalLeadId, InvalidValue, NewLink, Phone, now_millis};
 use crate::messages::{self, MAX_BODY_CHARS, Message, MessageId, MessageLink, MessageStatus};
 use crate::store::StatusRecorded;
@@ -22,15 +23,22 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateMessage {
+    #[schema(value_type = schema::CampaignId)]
     campaign_id: String,
-    #[schema(example = "+14155550123")]
+    #[schema(value_type = schema::Phone)]
     phone: String,
+    #[schema(value_type = Option<schema::ExternalLeadId>)]
     external_lead_id: Option<String>,
-    /// The SMS text, up to 1600 characters.
-    #[schema(example = "Hi Ana, your offer: https://shop.example.com/deal")]
+    /// The SMS text.
+    #[schema(
+        min_length = 1,
+        max_length = 1600,
+        example = "Hi Ana, your offer: https://shop.example.com/deal"
+    )]
     body: String,
     /// Your own id (e.g. your SMS provider's message id); generated when absent. Sending
     /// the same call again with it returns the same message.
+    #[schema(value_type = Option<schema::MessageId>)]
     message_id: Option<String>,
 }
 
@@ -72,10 +80,22 @@ impl From<&Message> for MessageBody {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReportStatus {
-    /// `sent`, `delivered`, `failed` or `undelivered`.
+    #[schema(value_type = MessageStatusName)]
     status: String,
-    /// When it happened (RFC 3339); the events' `eventTime`. Default: now.
+    /// When it happened; the events' `eventTime`. Default: now.
+    #[schema(value_type = Option<schema::Time>)]
     at: Option<String>,
+}
+
+/// What a sender reports.
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum MessageStatusName {
+    Sent,
+    Delivered,
+    Failed,
+    Undelivered,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -205,7 +225,7 @@ fn same_or_conflict(
 /// Report that a message was sent, delivered, failed or undelivered. Each status acts
 /// once; repeats and any order are fine.
 #[utoipa::path(post, path = "/v1/messages/{messageId}/status", tag = "messages", request_body = ReportStatus,
-    params(("messageId" = String, Path, description = "Message id")),
+    params(("messageId" = schema::MessageId, Path, description = "Message id")),
     responses(
         (status = 200, body = StatusBody),
         (status = 404, description = "No such message (or it expired)"),

@@ -1,8 +1,8 @@
 //! The admin listener: the `/v1` API behind bearer tokens, its OpenAPI document, and
 //! `/metrics`, `/healthz`, `/readyz` for operators.
 //!
-//! The OpenAPI document is collected from the handlers' `#[utoipa::path]` annotations as
-//! the routes are registered, so it cannot drift from the router.
+//! The `/v1` operations' OpenAPI descriptions are collected from the handlers'
+//! `#[utoipa::path]` annotations as the routes are registered (see [`super::openapi`]).
 
 pub mod auth;
 pub mod links;
@@ -15,45 +15,20 @@ use super::{AppState, metrics, public};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
-use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
 /// A bulk call of 10,000 leads with long external ids stays well below this.
 const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
-#[derive(OpenApi)]
-#[openapi(
-    info(title = "akti-link admin API", description = "Short, per-lead tracked links for SMS campaigns."),
-    modifiers(&BearerAuth),
-    security(("bearer" = []))
-)]
-struct ApiDoc;
-
-struct BearerAuth;
-
-impl Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        // utoipa copies an empty license from Cargo.toml; say nothing instead.
-        openapi.info.license = None;
-        openapi
-            .components
-            .get_or_insert_with(Default::default)
-            .add_security_scheme(
-                "bearer",
-                SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
-            );
-    }
-}
-
 pub fn router(state: AppState) -> Router {
-    let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (api, openapi) = OpenApiRouter::new()
         .merge(links::router())
         .merge(messages::router())
         .merge(stats::router())
         .merge(webhooks::router())
         .split_for_parts();
     // Rendered once: the document cannot change while the process runs.
+    let openapi = super::openapi::document(openapi, &state.config.base_url);
     let openapi = axum::body::Bytes::from(openapi.to_pretty_json().unwrap_or_default());
     api.route(
         "/v1/openapi.json",

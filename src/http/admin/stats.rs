@@ -3,6 +3,7 @@
 use super::super::AppState;
 use super::super::error::ApiError;
 use super::super::extract::Path;
+use super::super::schema;
 use crate::domain::{CampaignId, ShortCode, format_time};
 use crate::store::Stats;
 use axum::Json;
@@ -45,7 +46,7 @@ fn last(stats: &Stats) -> Option<String> {
 }
 
 #[utoipa::path(get, path = "/v1/links/{code}/stats", tag = "stats",
-    params(("code" = String, Path, description = "Short code")),
+    params(("code" = schema::ShortCode, Path, description = "Short code")),
     responses((status = 200, body = LinkStatsBody), (status = 404, description = "No such link")))]
 async fn link_stats(
     State(state): State<AppState>,
@@ -66,7 +67,7 @@ async fn link_stats(
 
 /// The counters summed over every link of the campaign (zero for an unknown campaign).
 #[utoipa::path(get, path = "/v1/campaigns/{campaignId}/stats", tag = "stats",
-    params(("campaignId" = String, Path, description = "Campaign id")),
+    params(("campaignId" = schema::CampaignId, Path, description = "Campaign id")),
     responses((status = 200, body = CampaignStatsBody), (status = 422, description = "Invalid campaign id")))]
 async fn campaign_stats(
     State(state): State<AppState>,

@@ -3,6 +3,7 @@
 use super::super::AppState;
 use super::super::error::ApiError;
 use super::super::extract::{Json, Path, Query, page_limit};
+use super::super::schema;
 use crate::dispatch::{signing, ssrf};
 use crate::domain::{CampaignId, Destination, format_time, now_millis, random_id};
 use crate::events::EventType;
@@ -65,30 +66,33 @@ impl From<&Subscription> for WebhookBody {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateWebhook {
-    #[schema(example = "https://crm.example.com/hooks/akti")]
+    #[schema(value_type = schema::WebhookUrl)]
     url: String,
-    /// Leave out for every event type.
-    #[schema(example = json!(["lead.link_clicked"]))]
+    /// Leave out (or `null`) for every event type.
+    #[schema(value_type = Option<Vec<schema::EventType>>, min_items = 1)]
     event_types: Option<Vec<String>>,
-    /// Leave out for every campaign.
+    /// Leave out (or `null`) for every campaign.
+    #[schema(value_type = Option<Vec<schema::CampaignId>>, min_items = 1, max_items = 1000)]
     campaign_ids: Option<Vec<String>>,
+    #[schema(max_length = 1024)]
     description: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PatchWebhook {
+    #[schema(value_type = Option<schema::WebhookUrl>)]
     url: Option<String>,
     /// `null` for every event type.
     #[serde(default, deserialize_with = "super::super::extract::present")]
-    #[schema(value_type = Option<Vec<String>>)]
+    #[schema(value_type = Option<Vec<schema::EventType>>, min_items = 1)]
     event_types: Option<Option<Vec<String>>>,
     /// `null` for every campaign.
     #[serde(default, deserialize_with = "super::super::extract::present")]
-    #[schema(value_type = Option<Vec<String>>)]
+    #[schema(value_type = Option<Vec<schema::CampaignId>>, min_items = 1, max_items = 1000)]
     campaign_ids: Option<Option<Vec<String>>>,
     #[serde(default, deserialize_with = "super::super::extract::present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 1024)]
     description: Option<Option<String>>,
     /// `false` re-enables a subscription disabled by a 410.
     disabled: Option<bool>,
@@ -154,8 +158,11 @@ pub struct DeliveryPage {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct PageParams {
+    /// The `nextCursor` of the page before.
+    #[param(value_type = Option<String>, pattern = r"^[0-9]{13}:[A-Za-z0-9_-]{1,64}$")]
     cursor: Option<String>,
-    /// 1 to 1000, default 50.
+    /// Default 50.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     limit: Option<String>,
 }
 
@@ -163,11 +170,24 @@ pub struct PageParams {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct DeliveryParams {
-    /// `pending`, `delivered` or `failed`.
+    #[param(value_type = Option<DeliveryStatusName>, inline)]
     status: Option<String>,
+    /// The `nextCursor` of the page before.
+    #[param(value_type = Option<String>, pattern = r"^[0-9]{13}:[A-Za-z0-9_-]{1,64}$")]
     cursor: Option<String>,
-    /// 1 to 1000, default 50.
+    /// Default 50.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     limit: Option<String>,
+}
+
+/// A delivery's state.
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum DeliveryStatusName {
+    Pending,
+    Delivered,
+    Failed,
 }
 
 /// A target the dispatcher may post to: an http(s) URL like a link's destination, and,
@@ -207,11 +227,14 @@ fn event_types(types: Vec<String>) -> Result<Vec<EventType>, ApiError> {
         .collect()
 }
 
+/// Most campaigns one subscription may name.
+const MAX_CAMPAIGNS: usize = 1000;
+
 fn campaign_ids(ids: Vec<String>) -> Result<Vec<CampaignId>, ApiError> {
-    if ids.is_empty() {
+    if ids.is_empty() || ids.len() > MAX_CAMPAIGNS {
         return Err(ApiError::invalid(
             "campaignIds",
-            "must list at least one campaign, or be left out for all",
+            "must list 1 to 1000 campaigns, or be left out for all",
         ));
     }
     ids.iter()
@@ -220,10 +243,10 @@ fn campaign_ids(ids: Vec<String>) -> Result<Vec<CampaignId>, ApiError> {
 }
 
 fn description(d: String) -> Result<String, ApiError> {
-    if d.len() > MAX_DESCRIPTION {
+    if d.chars().count() > MAX_DESCRIPTION {
         return Err(ApiError::invalid(
             "description",
-            "must be at most 1024 bytes",
+            "must be at most 1024 characters",
         ));
     }
     Ok(d)
@@ -280,7 +303,7 @@ async fn list_webhooks(
     Query(params): Query<PageParams>,
 ) -> Result<axum::Json<WebhookPage>, ApiError> {
     let limit = page_limit(params.limit.as_deref())?;
-    let cursor = params.cursor.filter(|c| !c.is_empty());
+    let cursor = params.cursor;
     let page = state
         .store
         .list_subscriptions(cursor.as_deref(), limit)
@@ -378,7 +401,7 @@ async fn list_deliveries(
         })
         .transpose()?;
     find(&state, &id).await?;
-    let cursor = params.cursor.filter(|c| !c.is_empty());
+    let cursor = params.cursor;
     let page = state
         .store
         .list_deliveries(&id, status, cursor.as_deref(), limit)

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Runs schemathesis, every check, against the released binary on each store: the embedded
+# store, and a private redis-server on a free port. Fails on any failure.
+#
+#   scripts/schemathesis.sh [BINARY]     (default: target/debug/akti-link)
+#
+# Schemathesis comes from PyPI into a virtual environment under target/, pinned in
+# tests/schemathesis/requirements.txt.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+binary=${1:-target/debug/akti-link}
+venv=target/schemathesis-venv
+if [ ! -x "$venv/bin/st" ] || ! cmp -s tests/schemathesis/requirements.txt "$venv/requirements.txt"; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/schemathesis/requirements.txt
+  cp tests/schemathesis/requirements.txt "$venv/requirements.txt"
+fi
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+wait_for() {
+  for _ in $(seq 100); do
+    if curl -sf "$1" >/dev/null 2>&1; then return 0; fi
+    sleep 0.1
+  done
+  echo "nothing answers at $1" >&2
+  return 1
+}
+
+# run STORE_NAME [ENV...]: starts the binary with ENV, runs schemathesis, stops it.
+run() {
+  local name=$1; shift
+  local public admin token=schemathesis-token
+  public=$(free_port); admin=$(free_port)
+  mkdir -p "$work/$name"
+  env -i PATH="$PATH" "$@" \
+    AKTI_PUBLIC_ADDR=127.0.0.1:$public AKTI_ADMIN_ADDR=127.0.0.1:$admin \
+    AKTI_BASE_URL=http://127.0.0.1:$public AKTI_ADMIN_TOKEN=$token \
+    AKTI_DATA_DIR="$work/$name/data" AKTI_LOG=warn \
+    "$binary" > "$work/$name/akti.log" 2>&1 &
+  pids+=($!)
+  wait_for "http://127.0.0.1:$admin/healthz"
+  echo "schemathesis: $name store" >&2
+  if ! "$venv/bin/st" --config-file tests/schemathesis/schemathesis.toml run \
+      "http://127.0.0.1:$admin/v1/openapi.json" \
+      -H "Authorization: Bearer $token" --checks all \
+      --max-examples "${SCHEMATHESIS_EXAMPLES:-50}" --no-color; then
+    echo "schemathesis failed on the $name store; the service's log:" >&2
+    tail -50 "$work/$name/akti.log" >&2
+    return 1
+  fi
+}
+
+run embedded
+redis_port=$(free_port)
+redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
+  --dir "$work" > "$work/redis.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+run redis AKTI_REDIS_URL=redis://127.0.0.1:$redis_port
