@@ -30,8 +30,10 @@ use tokio::sync::{mpsc, oneshot};
 /// Most jobs committed in one transaction; bounds the latency a large batch adds to the
 /// jobs queued behind it.
 const MAX_JOBS_PER_COMMIT: usize = 512;
-/// Most idle read connections kept open.
-const MAX_IDLE_READERS: usize = 8;
+/// Most reads at once, and so most read connections: each holds a page cache, and each read
+/// a blocking thread with its own allocator heap, so an unbounded number under load would
+/// take memory the process keeps after the burst.
+const MAX_READERS: usize = 8;
 /// How many times a generated code is redrawn after a collision before we give up. With
 /// 62^8 codes a single collision is already rare.
 pub(super) const CODE_ATTEMPTS: usize = 10;
@@ -165,6 +167,8 @@ pub struct EmbeddedStore {
     /// Idle read connections. A std mutex: it is held only to push or pop, never across an
     /// await.
     readers: Arc<Mutex<Vec<Connection>>>,
+    /// A permit per read in flight, [`MAX_READERS`] in all.
+    reading: Arc<tokio::sync::Semaphore>,
     /// Wakes the dispatcher when a delivery becomes due now.
     pub(super) due: Arc<tokio::sync::Notify>,
 }
@@ -217,6 +221,7 @@ impl EmbeddedStore {
             jobs,
             path,
             readers: Arc::default(),
+            reading: Arc::new(tokio::sync::Semaphore::new(MAX_READERS)),
             due: Arc::default(),
         })
     }
@@ -234,6 +239,9 @@ impl EmbeddedStore {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
+        let permit = (self.reading.clone().acquire_owned())
+            .await
+            .map_err(|_| unavailable("the store is closed"))?;
         let readers = self.readers.clone();
         let path = self.path.clone();
         tokio::task::spawn_blocking(move || {
@@ -244,9 +252,11 @@ impl EmbeddedStore {
             };
             let result = f(&conn);
             let mut idle = readers.lock().unwrap_or_else(|p| p.into_inner());
-            if idle.len() < MAX_IDLE_READERS {
+            if idle.len() < MAX_READERS {
                 idle.push(conn);
             }
+            // Only now: the next read finds this connection in the pool.
+            drop((idle, permit));
             result
         })
         .await

@@ -10,9 +10,9 @@
 //!
 //! | key | type | holds |
 //! | --- | --- | --- |
-//! | `akti:link:{<code>}` | hash | the link: `u` url, `c` campaign, `p` phone, `x` external lead id, `t` created (unix ms), `e` expires (unix ms), `d` disabled (`0`/`1`); absent fields are `null` |
+//! | `akti:link:{<code>}` | hash | the link: `u` url, `c` campaign, `p` phone, `x` external lead id, `t` created (unix ms), `e` expires (unix ms), `d` disabled (`0`/`1`); absent fields are `null`. While its creation is under way it has `unfinished` and expires in 60 s |
 //! | `akti:identity:{<campaign>}:<sha256(phone NUL url)>` | string | the code of the link with that identity: makes creation idempotent |
-//! | `akti:index:all` | sorted set | every link, as members `<created ms, 13 digits>:<code>` at score 0, so that `ZRANGE … BYLEX` pages in creation order |
+//! | `akti:index:all` | sorted set | every link, as members `<created ms, 13 digits>:<code>` (its list position, also the cursor) at score 0, so that `ZRANGE … BYLEX` pages in creation order |
 //! | `akti:index:campaign:{<campaign>}` | sorted set | the same members, for one campaign |
 //! | `akti:index:phone:{<phone>}` | sorted set | the same members, for one lead |
 //! | channel `akti:link-changes` | pub/sub | codes of links that changed, so that every instance drops them from its cache |
@@ -25,7 +25,8 @@
 //!
 //! | key | type | holds |
 //! | --- | --- | --- |
-//! | `akti:{q}:window:<code>` | string | the click time (ms) that opened the lead's dedup window; expires with it |
+//! | `akti:{q}:window:<code>` | string | the click time (ms) and event id, joined by a bar, of the click that opened the lead's dedup window; expires with it (kept at least 60 s, so that a retried write finds it) |
+//! | `akti:{q}:applied:<batch>:<n>` | string | a counts call already added; kept 10 minutes, so that a retried flush adds nothing |
 //! | `akti:{q}:stats:link:<code>` | hash | `clicks`, `clickEvents`, `botClicks`, `lastClickedAt` (ms); added to by each instance's counts flush |
 //! | `akti:{q}:stats:campaign:<campaign>` | hash | the same, summed, and `messagesSent`, `messagesDelivered` |
 //! | `akti:{q}:subs` | hash | subscription id → JSON record |
