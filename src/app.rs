@@ -1,20 +1,21 @@
-//! Builds the service from a [`Config`]: the store, the cache, both listeners and the
-//! background tasks; runs them until shut down.
+//! Builds the service from a [`Config`]: the store, the cache, the use cases, both
+//! listeners and the background tasks; runs them until shut down.
 //!
 //! Each `App` has its own shutdown token, so that tests can run many apps in one process
 //! and stop each one alone.
 
 use crate::cache::LinkCache;
+use crate::clicks::Clicks;
 use crate::clicks::recorder::ClickRecorder;
 use crate::config::{Config, StoreConfig};
 use crate::dispatch::Dispatcher;
 use crate::http::server::{self, Limits};
-use crate::http::{self, AppState, Shared, admin};
+use crate::http::{self, AppState, Handlers, admin};
+use crate::service::{Links, Messages, Webhooks};
 use crate::store::health::StoreHealth;
-use crate::store::{ChangeListener, Store, StoreError, embedded::EmbeddedStore, redis::RedisStore};
+use crate::store::{ChangeFeed, Store, StoreError, embedded::EmbeddedStore, redis::RedisStore};
 use axum::Router;
 use axum::response::IntoResponse;
-use futures::FutureExt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,22 +46,33 @@ pub struct App {
     admin: TcpListener,
     shutdown: CancellationToken,
     recorder: tokio::task::JoinHandle<()>,
-    dispatcher: Arc<Dispatcher>,
-    public_limits: Limits,
-    admin_limits: Limits,
+    /// `None` when this instance does not dispatch (`AKTI_DISPATCH=false`).
+    dispatcher: Option<Arc<Dispatcher>>,
+    feed: Option<Arc<dyn ChangeFeed>>,
+    limits: (Limits, Limits),
+}
+
+/// A backend: its store, and its change feed when other instances share it.
+type Backend = (Arc<dyn Store>, Option<Arc<dyn ChangeFeed>>);
+
+/// The store, and its change feed when other instances share it.
+fn open_store(config: &Config) -> Result<Backend, StoreError> {
+    Ok(match config.store() {
+        StoreConfig::Embedded { data_dir } => (
+            Arc::new(EmbeddedStore::open(&data_dir, config.event_retention)?),
+            None,
+        ),
+        StoreConfig::Redis { url } => {
+            let redis = Arc::new(RedisStore::connect(&url, config.event_retention)?);
+            (redis.clone(), Some(redis))
+        }
+    })
 }
 
 impl App {
     /// Opens the store and binds both listeners; serves nothing until [`App::run`].
     pub async fn build(config: Config) -> Result<Self, StartError> {
-        let store: Arc<dyn Store> = match &config.store {
-            StoreConfig::Embedded { data_dir } => {
-                Arc::new(EmbeddedStore::open(data_dir, config.event_retention)?)
-            }
-            StoreConfig::Redis { url } => {
-                Arc::new(RedisStore::connect(url, config.event_retention)?)
-            }
-        };
+        let (store, feed) = open_store(&config)?;
         let bind = |addr: SocketAddr| async move {
             TcpListener::bind(addr)
                 .await
@@ -69,18 +81,10 @@ impl App {
         let public = bind(config.public_addr).await?;
         let admin = bind(config.admin_addr).await?;
         let descriptors = server::raise_descriptor_limit();
-        let public_limits = Limits {
-            max_connections: server::public_cap(config.max_connections, descriptors),
-            header_timeout: config.header_timeout,
-            idle_timeout: config.idle_timeout,
-        };
-        let admin_limits = Limits {
-            max_connections: server::ADMIN_MAX_CONNECTIONS,
-            ..public_limits
-        };
+        let limits = config.listener_limits(descriptors);
         tracing::info!(
-            public_connections = public_limits.max_connections,
-            admin_connections = admin_limits.max_connections,
+            public_connections = limits.0.max_connections,
+            admin_connections = limits.1.max_connections,
             open_file_limit = descriptors,
             "connection limits"
         );
@@ -88,22 +92,10 @@ impl App {
         // patterns before the first click waits for them.
         http::metrics::handle();
         crate::clicks::bots::warm_up();
-        let health = Arc::new(StoreHealth::default());
-        let (clicks, recorder) =
-            ClickRecorder::spawn(store.clone(), config.dedup_window, health.clone());
-        let dispatcher = Dispatcher::new(store.clone(), &config)?;
-        let state = AppState::new(Shared {
-            cache: Arc::new(LinkCache::new(
-                config.cache_capacity,
-                config.cache_ttl,
-                store.shares_changes(),
-                health,
-            )),
-            auth: admin::auth::AdminAuth::new(&config.admin_tokens),
-            config: Arc::new(config),
-            store,
-            clicks,
-        });
+        let dispatcher = (config.dispatch)
+            .then(|| Dispatcher::new(store.clone(), &config.webhooks()))
+            .transpose()?;
+        let (state, recorder) = handlers(&config, store, feed.clone());
         Ok(Self {
             state,
             public,
@@ -111,8 +103,8 @@ impl App {
             shutdown: CancellationToken::new(),
             recorder,
             dispatcher,
-            public_limits,
-            admin_limits,
+            feed,
+            limits,
         })
     }
 
@@ -126,6 +118,11 @@ impl App {
         self.admin
             .local_addr()
             .expect("a bound listener has an address")
+    }
+
+    /// The store the app uses: for a program that embeds the app (or a test) to look into.
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.state.store.clone()
     }
 
     /// Cancel it to shut the app down gracefully.
@@ -144,23 +141,16 @@ impl App {
             shutdown,
             recorder,
             dispatcher,
-            public_limits,
-            admin_limits,
+            feed,
+            limits,
         } = self;
-        let dispatching = state
-            .config
-            .dispatch
-            .then(|| tokio::spawn(dispatcher.run(shutdown.clone(), DRAIN_DEADLINE)));
-        let cache = state.cache.clone();
-        let listener: ChangeListener = Arc::new(move |change| {
-            let cache = cache.clone();
-            async move { cache.apply(change) }.boxed()
-        });
-        state.store.watch_changes(listener, shutdown.clone());
+        let dispatching = dispatcher.map(|d| tokio::spawn(d.run(shutdown.clone(), DRAIN_DEADLINE)));
+        if let Some(feed) = feed {
+            feed.watch(state.cache.clone(), shutdown.clone());
+        }
         let cache = state.cache.clone();
         let sweeping = shutdown.clone();
         tokio::spawn(async move { cache.sweep_until(sweeping).await });
-
         tokio::spawn(http::metrics::run_upkeep(shutdown.clone()));
 
         let public_service = http::public::PublicService::new(
@@ -168,14 +158,8 @@ impl App {
             with_common_layers(http::public::router(state.clone()), "public"),
         );
         let admin_router = with_common_layers(admin::router(state), "admin");
-        let public = server::serve(
-            public,
-            "public",
-            public_service,
-            public_limits,
-            shutdown.clone(),
-        );
-        let admin = server::serve(admin, "admin", admin_router, admin_limits, shutdown.clone());
+        let public = server::serve(public, "public", public_service, limits.0, shutdown.clone());
+        let admin = server::serve(admin, "admin", admin_router, limits.1, shutdown.clone());
         let mut servers = Box::pin(async move {
             tokio::join!(public, admin);
         });
@@ -202,6 +186,50 @@ impl App {
             let _ = dispatching.await;
         }
     }
+}
+
+/// The use cases and what the handlers share, and the click recorder's task.
+fn handlers(
+    config: &Config,
+    store: Arc<dyn Store>,
+    feed: Option<Arc<dyn ChangeFeed>>,
+) -> (AppState, tokio::task::JoinHandle<()>) {
+    let health = Arc::new(StoreHealth::default());
+    let (recorder, recording) =
+        ClickRecorder::spawn(store.clone(), config.dedup_window, health.clone());
+    let cache = Arc::new(LinkCache::new(
+        store.clone(),
+        config.cache_capacity,
+        config.cache_ttl,
+        feed.is_some(),
+        health,
+    ));
+    let short_urls = config.short_urls();
+    let state = AppState::new(Handlers {
+        links: Links::new(
+            store.clone(),
+            store.clone(),
+            cache.clone(),
+            feed,
+            config.code_length,
+        ),
+        messages: Messages::new(
+            store.clone(),
+            store.clone(),
+            short_urls.clone(),
+            config.code_length,
+            config.message_ttl,
+        ),
+        webhooks: Webhooks::new(store.clone(), store.clone(), config.webhook_allow_private),
+        store,
+        cache,
+        clicks: Clicks::new(recorder, short_urls.clone()),
+        auth: admin::auth::AdminAuth::new(&config.admin_token),
+        short_urls,
+        fallback_url: config.fallback_url.clone(),
+        twilio_auth_token: config.twilio_auth_token.clone(),
+    });
+    (state, recording)
 }
 
 fn with_common_layers(router: Router, listener: &'static str) -> Router {

@@ -26,7 +26,7 @@ async fn main() -> ExitCode {
         eprintln!("akti-link: {e}");
         return ExitCode::from(2);
     }
-    if config.admin_tokens.is_empty() {
+    if config.admin_token.is_empty() {
         tracing::warn!("AKTI_ADMIN_TOKEN is not set: the admin API answers 401 to every request");
     }
     tracing::info!(

@@ -7,7 +7,7 @@
 //! campaign id is shared among all cached links of the campaign (see `LinkCache`).
 //! `created_at` is left out: no redirect or event reads it.
 
-use crate::domain::{CampaignId, Gone, Link};
+use crate::domain::{CampaignId, ClickedLead, Gone, Link};
 use axum::http::HeaderValue;
 use chrono::{DateTime, Utc};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -90,6 +90,17 @@ impl CachedLink {
     pub fn phone(&self) -> Option<&str> {
         let phone = &self.text[self.phone_start()..self.lead_id_start()];
         (!phone.is_empty()).then_some(phone)
+    }
+
+    /// What `lead.link_clicked` says of this link's lead; `None` without a lead.
+    pub fn clicked_lead<'a>(&'a self, short_url: &'a str) -> Option<ClickedLead<'a>> {
+        Some(ClickedLead {
+            campaign_id: &self.campaign_id,
+            phone: self.phone()?,
+            external_lead_id: self.external_lead_id(),
+            url: self.url(),
+            short_url,
+        })
     }
 
     pub fn external_lead_id(&self) -> Option<&str> {

@@ -5,7 +5,7 @@
 //!
 //! The contract promises that a change reaches every instance within one second, so the
 //! cache does not simply trust the feed: the feed confirms several times a second that it
-//! is caught up ([`LinkChange::CaughtUp`]), and an entry is served only while the last
+//! is caught up ([`FeedListener::caught_up`]), and an entry is served only while the last
 //! confirmation is less than [`TRUST_FOR`] old. Without one (the feed hangs or is
 //! reconnecting), a hit is read again from the store; if the store is down, or does not
 //! answer within [`STALL_AFTER`], the cached link is served (the contract's outage rule),
@@ -28,7 +28,7 @@ pub use entry::CachedLink;
 
 use crate::domain::{CampaignId, ShortCode};
 use crate::store::health::{STALL_AFTER, StoreHealth};
-use crate::store::{LinkChange, Store, StoreError};
+use crate::store::{FeedListener, LinkChange, LinkStore, StoreError};
 use shards::Shards;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,6 +39,7 @@ use std::time::{Duration, Instant};
 pub const TRUST_FOR: Duration = Duration::from_secs(1);
 
 pub struct LinkCache {
+    store: Arc<dyn LinkStore>,
     links: Shards,
     /// The campaign ids the entries share. A std mutex: taken on a miss, never across an
     /// await.
@@ -81,8 +82,15 @@ impl Moment {
 impl LinkCache {
     /// `follows_feed`: whether entries must be confirmed by a change feed (a store shared
     /// with other instances).
-    pub fn new(capacity: u64, ttl: Duration, follows_feed: bool, health: Arc<StoreHealth>) -> Self {
+    pub fn new(
+        store: Arc<dyn LinkStore>,
+        capacity: u64,
+        ttl: Duration,
+        follows_feed: bool,
+        health: Arc<StoreHealth>,
+    ) -> Self {
         Self {
+            store,
             links: Shards::new(capacity),
             campaigns: Mutex::default(),
             ttl,
@@ -97,11 +105,7 @@ impl LinkCache {
     }
 
     /// The link for `code`, from the cache or else the store. `Ok(None)`: no such link.
-    pub async fn lookup(
-        &self,
-        code: &str,
-        store: &dyn Store,
-    ) -> Result<Option<Arc<CachedLink>>, StoreError> {
+    pub async fn lookup(&self, code: &str) -> Result<Option<Arc<CachedLink>>, StoreError> {
         let cached = self.links.get(code);
         if let Some(hit) = &cached {
             if self.trusted() {
@@ -114,7 +118,7 @@ impl LinkCache {
         }
         let epoch = self.epoch.load(Ordering::Acquire);
         let code = ShortCode::from_trusted(code);
-        let read = store.get_link(&code);
+        let read = self.store.get_link(&code);
         // With a cached link to fall back on, a slow store is not waited for.
         let read = match &cached {
             Some(_) => tokio::time::timeout(STALL_AFTER, read)
@@ -168,21 +172,12 @@ impl LinkCache {
         confirmed || self.health.is_stalled()
     }
 
-    pub fn apply(&self, change: LinkChange) {
+    /// Drops what changed, at once.
+    pub fn forget(&self, change: LinkChange) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
         match change {
-            LinkChange::One(code) => {
-                self.epoch.fetch_add(1, Ordering::AcqRel);
-                self.links.remove(code.as_str());
-            }
-            LinkChange::All => {
-                self.epoch.fetch_add(1, Ordering::AcqRel);
-                self.links.clear();
-            }
-            LinkChange::CaughtUp(at) => {
-                if let Some(caught_up) = &self.feed_caught_up {
-                    caught_up.mark(self.origin, at);
-                }
-            }
+            LinkChange::One(code) => self.links.remove(code.as_str()),
+            LinkChange::All => self.links.clear(),
         }
     }
 
@@ -208,12 +203,20 @@ impl LinkCache {
     }
 
     /// Entries currently held (for metrics and the memory benchmark).
-    pub fn len(&self) -> u64 {
+    pub fn entries(&self) -> u64 {
         self.links.len()
     }
+}
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+impl FeedListener for LinkCache {
+    fn changed(&self, change: LinkChange) {
+        self.forget(change);
+    }
+
+    fn caught_up(&self, at: Instant) {
+        if let Some(caught_up) = &self.feed_caught_up {
+            caught_up.mark(self.origin, at);
+        }
     }
 }
 
@@ -225,10 +228,48 @@ struct Stalled;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{Link, LinkPatch, NewLink, Page};
+    use crate::store::{Created, LinkQuery};
+
+    /// A store without links, for what the cache does on its own.
+    struct NoLinks;
+
+    #[async_trait::async_trait]
+    impl LinkStore for NoLinks {
+        async fn create_links(
+            &self,
+            _: Vec<NewLink>,
+            _: usize,
+        ) -> Result<Vec<Created>, StoreError> {
+            Ok(Vec::new())
+        }
+        async fn get_link(&self, _: &ShortCode) -> Result<Option<Link>, StoreError> {
+            Ok(None)
+        }
+        async fn update_link(
+            &self,
+            _: &ShortCode,
+            _: &LinkPatch,
+        ) -> Result<Option<Link>, StoreError> {
+            Ok(None)
+        }
+        async fn delete_link(&self, _: &ShortCode) -> Result<bool, StoreError> {
+            Ok(false)
+        }
+        async fn list_links(&self, _: &LinkQuery) -> Result<Page<Link>, StoreError> {
+            Ok(Page::of(Vec::new(), 1, |_: &Link| unreachable!()))
+        }
+    }
 
     #[test]
     fn links_of_one_campaign_share_its_id_until_no_entry_holds_it() {
-        let cache = LinkCache::new(10, Duration::from_secs(60), false, Arc::default());
+        let cache = LinkCache::new(
+            Arc::new(NoLinks),
+            10,
+            Duration::from_secs(60),
+            false,
+            Arc::default(),
+        );
         let first = cache.shared(&CampaignId::parse("spring").unwrap());
         let second = cache.shared(&CampaignId::parse("spring").unwrap());
         let other = cache.shared(&CampaignId::parse("autumn").unwrap());

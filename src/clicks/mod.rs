@@ -1,4 +1,59 @@
-//! Clicks: who clicked ([`bots`]) and recording what they did ([`recorder`]).
+//! Clicks: who clicked ([`bots`]), and what a click records ([`Clicks::record`]) through the
+//! [`recorder`].
 
 pub mod bots;
+mod counts;
+mod lead_writes;
 pub mod recorder;
+
+use crate::cache::CachedLink;
+use crate::domain::{Counted, LeadClick, ShortCode, ShortUrls, link_clicked};
+use bots::{Visitor, classify};
+use chrono::{DateTime, Utc};
+use recorder::ClickRecorder;
+
+/// Records clicks of links as the redirect path sees them.
+#[derive(Clone)]
+pub struct Clicks {
+    recorder: ClickRecorder,
+    short_urls: ShortUrls,
+}
+
+impl Clicks {
+    pub fn new(recorder: ClickRecorder, short_urls: ShortUrls) -> Self {
+        Self {
+            recorder,
+            short_urls,
+        }
+    }
+
+    /// Classifies the visitor first, then records the click. A lead's human click returns
+    /// only once its event is durable (or buffered through a store outage), unless this
+    /// instance knows the lead's window is open; everything else is counted without
+    /// waiting. Bots and previews never touch the dedup window.
+    pub async fn record(&self, link: &CachedLink, agent: Option<&str>, at: DateTime<Utc>) {
+        let counted = match classify(agent) {
+            Visitor::Bot => Counted::Bot,
+            Visitor::Human
+                if link.phone().is_none() || self.recorder.in_open_window(link.code(), at) =>
+            {
+                Counted::Human
+            }
+            Visitor::Human => {
+                let short_url = self.short_urls.of(link.code());
+                if let Some(lead) = link.clicked_lead(&short_url) {
+                    let click = LeadClick {
+                        code: ShortCode::from_trusted(link.code()),
+                        campaign_id: link.campaign_id.clone(),
+                        at,
+                        event: link_clicked(&lead, at),
+                    };
+                    self.recorder.record_lead(click).await;
+                }
+                return;
+            }
+        };
+        self.recorder
+            .count(link.code(), &link.campaign_id, counted, at);
+    }
+}

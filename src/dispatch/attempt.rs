@@ -2,8 +2,7 @@
 
 use super::signing::sign;
 use super::ssrf;
-use crate::domain::format_time;
-use crate::store::{Attempt, DeliveryTask};
+use crate::domain::{Attempt, DeliveryTask};
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
 use std::time::{Duration, Instant};
 
@@ -50,7 +49,7 @@ pub async fn deliver(
     timeout: Duration,
     allow_private: bool,
 ) -> (Attempt, Verdict) {
-    let started_at = chrono::Utc::now();
+    let started_at = crate::domain::now_millis();
     let started = Instant::now();
     let result = send(client, task, timeout, allow_private).await;
     let duration_ms = started.elapsed().as_millis() as u64;
@@ -69,7 +68,7 @@ pub async fn deliver(
         Err(error) => (None, Some(error), Verdict::Failed { retry_after: None }),
     };
     let attempt = Attempt {
-        at: format_time(&started_at),
+        at: started_at,
         status_code,
         error,
         duration_ms,
@@ -98,12 +97,13 @@ async fn send(
     let timestamp = chrono::Utc::now().timestamp();
     let mut headers = HeaderMap::new();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    let id = HeaderValue::from_str(&task.event_id).map_err(|_| "invalid event id".to_owned())?;
+    let id =
+        HeaderValue::from_str(task.event_id.as_str()).map_err(|_| "invalid event id".to_owned())?;
     headers.insert("webhook-id", id);
     headers.insert("webhook-timestamp", HeaderValue::from(timestamp));
     let signature = sign(
         &task.subscription.secret,
-        &task.event_id,
+        task.event_id.as_str(),
         timestamp,
         &task.body,
     );

@@ -19,8 +19,8 @@ pub mod schedule;
 pub mod signing;
 pub mod ssrf;
 
-use crate::config::Config;
-use crate::store::{DeliveryOutcome, DeliveryTask, Store};
+use crate::domain::{DeliveryOutcome, DeliveryTask};
+use crate::store::{Leased, Outbox};
 use attempt::Verdict;
 use schedule::RetrySchedule;
 use std::collections::HashMap;
@@ -52,10 +52,18 @@ struct Slots {
     waiting: AtomicUsize,
 }
 
-type Finished = (DeliveryTask, DeliveryOutcome);
+type Finished = (Leased, DeliveryOutcome);
+
+/// How deliveries are attempted (`AKTI_WEBHOOK_*`).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub timeout: Duration,
+    pub retry_schedule: Vec<Duration>,
+    pub allow_private: bool,
+}
 
 pub struct Dispatcher {
-    store: Arc<dyn Store>,
+    store: Arc<dyn Outbox>,
     client: reqwest::Client,
     schedule: RetrySchedule,
     timeout: Duration,
@@ -108,13 +116,13 @@ impl DeliveryMetrics {
 
 impl Dispatcher {
     /// Fails when the webhook client cannot be built (no TLS roots, no resolver).
-    pub fn new(store: Arc<dyn Store>, config: &Config) -> reqwest::Result<Arc<Self>> {
+    pub fn new(store: Arc<dyn Outbox>, settings: &Settings) -> reqwest::Result<Arc<Self>> {
         Ok(Arc::new(Self {
             store,
-            client: attempt::client(config.webhook_allow_private)?,
-            schedule: RetrySchedule::new(config.webhook_retry_schedule.clone()),
-            timeout: config.webhook_timeout,
-            allow_private: config.webhook_allow_private,
+            client: attempt::client(settings.allow_private)?,
+            schedule: RetrySchedule::new(settings.retry_schedule.clone()),
+            timeout: settings.timeout,
+            allow_private: settings.allow_private,
             consumer: crate::domain::random_id("dispatcher-", 12),
             capacity: Arc::new(Semaphore::new(IN_FLIGHT)),
             room: tokio::sync::Notify::new(),
@@ -213,17 +221,13 @@ impl Dispatcher {
 
     /// Starts an attempt, or puts the delivery back when its subscription's queue is full
     /// (answers `false` then).
-    async fn start(
-        self: &Arc<Self>,
-        task: DeliveryTask,
-        finished: &mpsc::Sender<Finished>,
-    ) -> bool {
+    async fn start(self: &Arc<Self>, task: Leased, finished: &mpsc::Sender<Finished>) -> bool {
         let Ok(permit) = self.capacity.clone().acquire_owned().await else {
             return true;
         };
         let this = self.clone();
         let finished = finished.clone();
-        let slots = self.slots_of(&task.subscription.id);
+        let slots = self.slots_of(task.task.subscription.id.as_str());
         if slots.waiting.fetch_add(1, Ordering::AcqRel) >= QUEUED_PER_SUBSCRIPTION {
             slots.waiting.fetch_sub(1, Ordering::AcqRel);
             let later = chrono::Utc::now() + DEFER;
@@ -236,7 +240,7 @@ impl Dispatcher {
             let slot = slots.in_flight.clone().acquire_owned().await;
             slots.waiting.fetch_sub(1, Ordering::AcqRel);
             if slot.is_ok() {
-                let outcome = this.attempt(&task).await;
+                let outcome = this.attempt(&task.task).await;
                 let _ = finished.send((task, outcome)).await;
             }
             drop((slot, permit));
@@ -268,7 +272,7 @@ impl Dispatcher {
 
 /// Writes outcomes in batches, retrying while the store is unreachable: the deliveries
 /// stay leased meanwhile, so giving up would only send them again later.
-async fn write_outcomes(store: Arc<dyn Store>, mut outcomes: mpsc::Receiver<Finished>) {
+async fn write_outcomes(store: Arc<dyn Outbox>, mut outcomes: mpsc::Receiver<Finished>) {
     let mut batch = Vec::with_capacity(FINISH_BATCH);
     while outcomes.recv_many(&mut batch, FINISH_BATCH).await > 0 {
         let mut wait = Duration::from_millis(100);
@@ -287,17 +291,17 @@ async fn write_outcomes(store: Arc<dyn Store>, mut outcomes: mpsc::Receiver<Fini
 }
 
 /// Publishes the queue's depth and the age of its oldest pending delivery.
-async fn report_queue(store: Arc<dyn Store>, shutdown: CancellationToken) {
+async fn report_queue(store: Arc<dyn Outbox>, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        if let Ok((depth, oldest)) = store.queue_depth().await {
-            metrics::gauge!("akti_webhook_queue_depth").set(depth as f64);
+        if let Ok(depth) = store.queue_depth().await {
+            metrics::gauge!("akti_webhook_queue_depth").set(depth.pending as f64);
             metrics::gauge!("akti_webhook_oldest_pending_seconds")
-                .set(oldest.map_or(0.0, |d| d.as_secs_f64()));
+                .set(depth.oldest.map_or(0.0, |d| d.as_secs_f64()));
         }
     }
 }

@@ -155,6 +155,85 @@ impl ExternalLeadId {
     }
 }
 
+/// The sender's id of a message (its own, or its SMS provider's, e.g. a Twilio
+/// `MessageSid`), or one we generate. It appears in a URL path, so it is kept to a safe
+/// alphabet.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct MessageId(String);
+
+impl MessageId {
+    pub fn parse(s: &str) -> Result<Self, InvalidValue> {
+        let ok = (1..=128).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b));
+        if !ok {
+            return Err(InvalidValue::new(
+                "messageId",
+                "must be 1 to 128 characters of A-Z, a-z, 0-9, '.', '_', ':' and '-'",
+            ));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    pub fn generate() -> Self {
+        Self(random_id("msg_", 24))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Declares an id we generate (`prefix` and random letters and digits) and that clients
+/// name in paths: `parse` takes the id alphabet and `None` means no such thing can exist.
+macro_rules! generated_id {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal, $len:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn generate() -> Self {
+                Self(random_id($prefix, $len))
+            }
+
+            /// `None` when `s` cannot be an id (so names nothing).
+            pub fn parse(s: &str) -> Option<Self> {
+                check_id("id", s).is_ok().then(|| Self(s.to_owned()))
+            }
+
+            /// For ids read back from our own store.
+            pub fn from_trusted(s: String) -> Self {
+                Self(s)
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+generated_id!(
+    /// A webhook subscription's id: `sub_` and 20 letters and digits.
+    SubscriptionId,
+    "sub_",
+    20
+);
+generated_id!(
+    /// An event's id, the `webhook-id` of every delivery of it: `evt_` and 24 letters and
+    /// digits.
+    EventId,
+    "evt_",
+    24
+);
+
 // Lets maps keyed by these be probed with a `&str` without allocating.
 impl std::borrow::Borrow<str> for ShortCode {
     fn borrow(&self) -> &str {
@@ -199,6 +278,24 @@ mod tests {
         assert!(ShortCode::parse("healthz").is_err());
         assert!(!ShortCode::is_valid("readyz"));
         assert!(CampaignId::parse("spring sale").is_err());
+    }
+
+    #[test]
+    fn message_ids_are_path_safe() {
+        assert!(MessageId::parse("SM0123456789abcdef0123456789abcdef").is_ok());
+        assert!(MessageId::parse("ext:batch-7.1_a").is_ok());
+        assert!(MessageId::parse("a/b").is_err());
+        assert!(MessageId::parse("").is_err());
+        assert!(MessageId::parse(&"x".repeat(129)).is_err());
+    }
+
+    #[test]
+    fn generated_ids_have_their_prefix_and_parse_back() {
+        let sub = SubscriptionId::generate();
+        assert!(sub.as_str().starts_with("sub_") && sub.as_str().len() == 24);
+        assert_eq!(SubscriptionId::parse(sub.as_str()), Some(sub));
+        assert!(EventId::generate().as_str().starts_with("evt_"));
+        assert_eq!(EventId::parse("evt/1"), None);
     }
 
     #[test]

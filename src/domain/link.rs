@@ -98,3 +98,24 @@ impl LinkPatch {
         }
     }
 }
+
+/// The short URLs of links: `AKTI_BASE_URL` (without a trailing slash) and the code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShortUrls {
+    base: String,
+}
+
+impl ShortUrls {
+    /// `base` is an http(s) origin, possibly with a path, without a trailing slash.
+    pub fn new(base: impl Into<String>) -> Self {
+        Self { base: base.into() }
+    }
+
+    pub fn of(&self, code: &str) -> String {
+        format!("{}/{code}", self.base)
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+}

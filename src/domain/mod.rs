@@ -1,18 +1,45 @@
-//! Validated domain types.
+//! The domain: every value the service deals in, and the decisions both stores take.
 //!
 //! Every value that crosses the HTTP boundary is parsed into one of these types once, at
 //! the edge; the rest of the crate never re-checks them. Each type's `parse` is the single
 //! place where its rule lives, and its error message is what the API shows the client.
+//! [`rules`] holds the decisions (is a window open, what becomes of a delivery, which
+//! message statuses act) as pure functions that both backends call.
+//!
+//! A leaf: nothing here uses another module of the crate.
 
+mod click;
+mod event;
 mod ids;
 mod link;
+mod message;
+mod page;
 mod phone;
+pub mod rules;
+mod stats;
+mod time;
 mod url;
+mod webhook;
 
-pub use ids::{CampaignId, ExternalLeadId, ShortCode, random_bytes, random_id};
-pub use link::{Gone, Link, LinkPatch, NewLink};
+pub use click::{ClickCounts, ClickOutcome, Count, Counted, LeadClick};
+pub use event::{
+    API_VERSION, ClickedLead, Event, EventType, link_clicked, link_delivered, links_sent,
+};
+pub use ids::{
+    CampaignId, EventId, ExternalLeadId, MessageId, ShortCode, SubscriptionId, random_bytes,
+    random_id,
+};
+pub use link::{Gone, Link, LinkPatch, NewLink, ShortUrls};
+pub use message::{MAX_BODY_CHARS, Message, MessageLink, MessageStatus};
+pub use page::{Page, Position};
 pub use phone::Phone;
+pub use stats::Stats;
+pub use time::{format_time, from_millis, now_millis};
 pub use url::Destination;
+pub use webhook::{
+    Attempt, DeliveryOutcome, DeliveryRecord, DeliveryStatus, DeliveryTask, Subscription,
+    SubscriptionFilter, SubscriptionPatch,
+};
 
 /// Why a value was refused. `field` names the offending input, `message` says what the
 /// rule is; both are safe to show to the client.
@@ -30,19 +57,4 @@ impl InvalidValue {
             message: message.into(),
         }
     }
-}
-
-/// Milliseconds since the Unix epoch: how both stores keep timestamps, and the precision of
-/// every timestamp the API shows (`2024-01-28T12:00:05.000Z`).
-pub fn now_millis() -> chrono::DateTime<chrono::Utc> {
-    from_millis(chrono::Utc::now().timestamp_millis())
-}
-
-pub fn from_millis(ms: i64) -> chrono::DateTime<chrono::Utc> {
-    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default()
-}
-
-/// RFC 3339 in UTC with exactly three fractional digits and a `Z`.
-pub fn format_time(t: &chrono::DateTime<chrono::Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }

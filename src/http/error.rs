@@ -83,9 +83,8 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::CodeTaken => Self::CodeTaken,
             StoreError::IdentityTaken => Self::LinkExists,
-            StoreError::InvalidCursor => Self::invalid("cursor", "is not a cursor this API issued"),
             StoreError::Unavailable(_) => Self::Unavailable(e),
-            StoreError::Corrupt(_) => Self::Internal(Box::new(e)),
+            StoreError::Corrupt(_) | StoreError::Bug(_) => Self::Internal(Box::new(e)),
         }
     }
 }

@@ -41,7 +41,7 @@ pub fn handle() -> PrometheusHandle {
 #[utoipa::path(get, path = "/metrics", tag = "operators", security(()),
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
 pub async fn render(State(state): State<super::AppState>) -> Response {
-    metrics::gauge!("akti_link_cache_entries").set(state.cache.len() as f64);
+    metrics::gauge!("akti_link_cache_entries").set(state.cache.entries() as f64);
     let handle = handle();
     handle.run_upkeep();
     (

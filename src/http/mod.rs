@@ -1,8 +1,12 @@
 //! The two HTTP listeners.
 //!
-//! - [`public`]: redirects and health checks; the only listener exposed to leads.
+//! - [`public`]: redirects, health checks and the Twilio callback; the only listener
+//!   exposed to leads.
 //! - [`admin`]: the `/v1` API (bearer token), its OpenAPI document and `/metrics`. It
 //!   shares no routes with the public listener, so nothing public can reach it.
+//!
+//! Handlers parse a request into the domain's types, call one use case of
+//! [`crate::service`] and answer.
 
 pub mod admin;
 pub mod error;
@@ -15,41 +19,44 @@ pub mod server;
 pub mod twilio;
 
 use crate::cache::LinkCache;
-use crate::clicks::recorder::ClickRecorder;
-use crate::config::Config;
+use crate::clicks::Clicks;
+use crate::domain::ShortUrls;
+use crate::service::{Links, Messages, Webhooks};
 use crate::store::Store;
 use std::sync::Arc;
 
 /// What every handler may use. One `Arc`, so that the clone axum makes for every request
 /// is a single atomic increment.
 #[derive(Clone)]
-pub struct AppState(Arc<Shared>);
+pub struct AppState(Arc<Handlers>);
 
-pub struct Shared {
-    pub config: Arc<Config>,
+/// The use cases and what the listeners need besides.
+pub struct Handlers {
+    pub links: Links,
+    pub messages: Messages,
+    pub webhooks: Webhooks,
+    /// For `/readyz`.
     pub store: Arc<dyn Store>,
     pub cache: Arc<LinkCache>,
+    pub clicks: Clicks,
     pub auth: admin::auth::AdminAuth,
-    pub clicks: ClickRecorder,
+    pub short_urls: ShortUrls,
+    /// Where unknown, disabled and expired codes go instead of the 404/410 pages.
+    pub fallback_url: Option<String>,
+    /// Validates Twilio's callbacks; `None`: every callback is refused.
+    pub twilio_auth_token: Option<String>,
 }
 
 impl std::ops::Deref for AppState {
-    type Target = Shared;
+    type Target = Handlers;
 
-    fn deref(&self) -> &Shared {
+    fn deref(&self) -> &Handlers {
         &self.0
     }
 }
 
 impl AppState {
-    pub fn new(shared: Shared) -> Self {
-        Self(Arc::new(shared))
-    }
-}
-
-impl AppState {
-    /// The public short URL of `code`.
-    pub fn short_url(&self, code: &str) -> String {
-        format!("{}/{code}", self.config.base_url)
+    pub fn new(handlers: Handlers) -> Self {
+        Self(Arc::new(handlers))
     }
 }

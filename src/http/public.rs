@@ -5,11 +5,7 @@ mod service;
 pub use service::PublicService;
 
 use super::AppState;
-use crate::cache::CachedLink;
-use crate::clicks::bots::{Visitor, classify};
 use crate::domain::{ShortCode, now_millis};
-use crate::events::link_clicked;
-use crate::store::{Counted, LeadClick};
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -101,14 +97,17 @@ pub async fn follow(
     if !ShortCode::is_valid(code) {
         return not_found(state);
     }
-    match state.cache.lookup(code, state.store.as_ref()).await {
+    match state.cache.lookup(code).await {
         Ok(Some(entry)) => {
             // One clock read for both: whether the link is live, and the click's time.
             let now = now_millis();
             match (entry.check_live(now), entry.location()) {
                 (Ok(()), Some(location)) => {
                     if method != Method::HEAD {
-                        record_click(state, headers, &entry, now).await;
+                        let agent = headers
+                            .get(header::USER_AGENT)
+                            .and_then(|v| v.to_str().ok());
+                        state.clicks.record(&entry, agent, now).await;
                     }
                     found(location)
                 }
@@ -121,41 +120,6 @@ pub async fn follow(
         Err(e) => {
             tracing::warn!(error = %e, "redirect lookup failed: store unavailable");
             unavailable()
-        }
-    }
-}
-
-/// Classifies the visitor first, then records the click. A lead's human click returns only
-/// once its event is durable (or buffered through a store outage), unless this instance
-/// knows the lead's window is open; everything else is counted without waiting. Bots and
-/// previews never touch the dedup window.
-async fn record_click(
-    state: &AppState,
-    headers: &HeaderMap,
-    link: &CachedLink,
-    at: chrono::DateTime<chrono::Utc>,
-) {
-    let agent = headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok());
-    let clicks = &state.clicks;
-    match classify(agent) {
-        Visitor::Bot => clicks.count(link.code(), &link.campaign_id, Counted::Bot, at),
-        Visitor::Human if link.phone().is_none() || clicks.in_open_window(link.code(), at) => {
-            clicks.count(link.code(), &link.campaign_id, Counted::Human, at)
-        }
-        Visitor::Human => {
-            let short_url = state.short_url(link.code());
-            if let Some(event) = link_clicked(link, &short_url, at) {
-                let click = LeadClick {
-                    code: ShortCode::from_trusted(link.code()),
-                    campaign_id: link.campaign_id.clone(),
-                    at,
-                    event,
-                    window: state.config.dedup_window,
-                };
-                clicks.record_lead(click).await;
-            }
         }
     }
 }
@@ -175,7 +139,7 @@ fn found(location: HeaderValue) -> Response {
 }
 
 fn fallback(state: &AppState) -> Option<Response> {
-    let url = state.config.fallback_url.as_deref()?;
+    let url = state.fallback_url.as_deref()?;
     HeaderValue::from_str(url).ok().map(found)
 }
 

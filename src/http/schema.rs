@@ -165,14 +165,14 @@ mod tests {
         for s in ["SM0a.b_c:d-e", "", "a/b", &"x".repeat(129)] {
             assert_eq!(
                 matches(MESSAGE_ID, s),
-                crate::messages::MessageId::parse(s).is_ok(),
+                crate::domain::MessageId::parse(s).is_ok(),
                 "{s:?}"
             );
         }
         for s in ["1706443200000:abc", "17:abc", "1706443200000:a b"] {
             assert_eq!(
                 matches(CURSOR, s),
-                crate::store::Position::parse(s).is_ok(),
+                crate::domain::Position::parse(s).is_some(),
                 "{s:?}"
             );
         }

@@ -11,7 +11,7 @@
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
 use super::extract::Body;
-use crate::messages::{self, MessageId, MessageStatus};
+use crate::domain::{MessageId, MessageStatus};
 use crate::store::StatusRecorded;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
@@ -71,7 +71,7 @@ pub async fn status_callback(
     Body(body): Body,
 ) -> Result<Response, ApiError> {
     // Without a token nothing can be verified, so nothing is accepted.
-    let Some(token) = state.config.twilio_auth_token.as_deref() else {
+    let Some(token) = state.twilio_auth_token.as_deref() else {
         return Err(ApiError::BadSignature);
     };
     let params: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
@@ -80,7 +80,11 @@ pub async fn status_callback(
         .and_then(|v| v.to_str().ok())
         .ok_or(ApiError::BadSignature)?;
     let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
-    let expected = signature(token, &format!("{}{path}", state.config.base_url), &params);
+    let expected = signature(
+        token,
+        &format!("{}{path}", state.short_urls.base()),
+        &params,
+    );
     if !bool::from(expected.as_bytes().ct_eq(presented.as_bytes())) {
         return Err(ApiError::BadSignature);
     }
@@ -116,7 +120,7 @@ pub async fn status_callback(
     let Some(status) = param("MessageStatus").and_then(MessageStatus::parse) else {
         return Ok(StatusCode::NO_CONTENT.into_response());
     };
-    let (recorded, _) = messages::report_status(state.store.as_ref(), &id, status, None).await?;
+    let (recorded, _) = state.messages.report(&id, status, None).await?;
     if recorded == StatusRecorded::UnknownMessage {
         return Err(ApiError::NotFound("message"));
     }

@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-const WAIT: Duration = Duration::from_secs(20);
+/// Restarts and takeovers get longer than the usual wait.
+const RESTART_WAIT: Duration = Duration::from_secs(20);
 
 #[tokio::test]
 async fn two_instances_share_the_window_and_deliver_each_event_once() {
@@ -30,7 +31,7 @@ async fn two_instances_share_the_window_and_deliver_each_event_once() {
         let app = if i % 2 == 0 { &a } else { &b };
         assert_eq!(app.click(code).await.status(), StatusCode::FOUND);
     }
-    receiver.wait_for(1, WAIT).await;
+    receiver.wait_for(1, RESTART_WAIT).await;
 
     // Many events, clicked through both instances: each delivered once, by one of them.
     let leads: Vec<Value> = (0..40)
@@ -50,8 +51,8 @@ async fn two_instances_share_the_window_and_deliver_each_event_once() {
         let app = if i % 2 == 0 { &a } else { &b };
         app.click(link["code"].as_str().unwrap()).await;
     }
-    let got = receiver.wait_for(41, WAIT).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got = receiver.wait_for(41, RESTART_WAIT).await;
+    a.drain().await;
     let got_after = receiver.received();
     assert_eq!(got_after.len(), got.len());
     assert_eq!(
@@ -66,12 +67,11 @@ async fn two_instances_share_the_window_and_deliver_each_event_once() {
 #[tokio::test]
 async fn clicks_during_a_redis_outage_are_buffered_and_delivered_when_it_returns() {
     let redis = RedisServer::start_persistent();
-    let mut app = TestApp::spawn_on(StoreConfig::Redis { url: redis.url() }, |c| {
+    let app = TestApp::spawn_on_redis(redis, |c| {
         webhook_config(c);
         c.cache_ttl = Duration::from_secs(3600);
     })
     .await;
-    app.redis = Some(redis);
     let receiver = Receiver::start().await;
     app.subscribe(&receiver.url, json!({})).await;
     let link = app
@@ -81,7 +81,7 @@ async fn clicks_during_a_redis_outage_are_buffered_and_delivered_when_it_returns
     // A preview puts the link in the cache without opening the window.
     app.click_as(code, Some("WhatsApp/2")).await;
 
-    app.redis_mut().stop();
+    app.redis(|r| r.stop());
     let response = app.click(code).await;
     assert_eq!(
         response.status(),
@@ -90,13 +90,13 @@ async fn clicks_during_a_redis_outage_are_buffered_and_delivered_when_it_returns
     );
     assert!(receiver.received().is_empty());
 
-    app.redis_mut().restart();
-    let got = receiver.wait_for(1, WAIT).await;
+    app.redis(|r| r.restart());
+    let got = receiver.wait_for(1, RESTART_WAIT).await;
     assert_eq!(
         got[0].json()["data"]["shortUrl"],
         format!("https://link.test/{code}")
     );
-    eventually("the click is counted", WAIT, || async {
+    eventually("the click is counted", RESTART_WAIT, || async {
         app.stats(code).await["clickEvents"] == 1
     })
     .await;
@@ -186,7 +186,7 @@ async fn sigkill_in_a_click_burst_loses_no_answered_click(backend: Backend) {
             }
         }));
     }
-    eventually("120 clicks answered", WAIT, || async {
+    eventually("120 clicks answered", RESTART_WAIT, || async {
         answered.lock().unwrap().len() >= 120
     })
     .await;
@@ -257,11 +257,27 @@ async fn deliveries_wait_for_an_instance_that_dispatches() {
         .create_link(json!({"campaignId": "c", "url": "https://a.test/", "phone": "+155"}))
         .await;
     redirects_only.click(link["code"].as_str().unwrap()).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(
-        receiver.received().is_empty(),
+    // The event is queued, and no attempt of it was made.
+    let subs: serde_json::Value = redirects_only
+        .admin_get("/v1/webhooks")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let sub = subs["webhooks"][0]["id"].as_str().unwrap();
+    let log: serde_json::Value = (redirects_only
+        .admin_get(&format!("/v1/webhooks/{sub}/deliveries"))
+        .await)
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(log["deliveries"][0]["status"], "pending");
+    assert_eq!(
+        log["deliveries"][0]["attempts"],
+        serde_json::json!([]),
         "AKTI_DISPATCH=false sends nothing"
     );
+    assert!(receiver.received().is_empty());
     let _dispatcher = TestApp::spawn_on(store, webhook_config).await;
-    receiver.wait_for(1, WAIT).await;
+    receiver.wait_for(1, RESTART_WAIT).await;
 }

@@ -464,7 +464,7 @@ async fn list_parameters_are_validated(backend: Backend) {
 
 async fn every_v1_route_requires_a_configured_bearer_token(backend: Backend) {
     let app = TestApp::spawn_with(backend, |c| {
-        c.admin_tokens = vec!["one".into(), "two".into()]
+        c.admin_token = vec!["one".into(), "two".into()]
     })
     .await;
     let url = app.admin_url("/v1/links");
@@ -507,7 +507,7 @@ async fn every_v1_route_requires_a_configured_bearer_token(backend: Backend) {
         .unwrap();
     assert_eq!(write.status(), StatusCode::UNAUTHORIZED);
 
-    let closed = TestApp::spawn_with(backend, |c| c.admin_tokens = vec![]).await;
+    let closed = TestApp::spawn_with(backend, |c| c.admin_token = vec![]).await;
     let response = closed
         .client
         .get(closed.admin_url("/v1/links"))

@@ -1,7 +1,7 @@
 //! Messages: URLs become the lead's short links; `sent` and `delivered` become
 //! `lead.link_sent` and `lead.link_delivered`, once each; Twilio's callback does the same.
 
-use crate::helpers::{Backend, Receiver, TestApp, error_code, location, webhook_config};
+use crate::helpers::{Backend, Receiver, TestApp, WAIT, error_code, location, webhook_config};
 use crate::on_both_stores;
 use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
@@ -9,7 +9,6 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::time::Duration;
 
-const WAIT: Duration = Duration::from_secs(10);
 const TWILIO_TOKEN: &str = "twilio-auth-token";
 
 on_both_stores!(
@@ -39,9 +38,9 @@ async fn report(app: &TestApp, id: &str, body: Value) -> reqwest::Response {
 }
 
 /// Waits for `n` webhooks, then makes sure no more arrive.
-async fn exactly(receiver: &Receiver, n: usize) -> Vec<crate::helpers::Received> {
+async fn exactly(app: &TestApp, receiver: &Receiver, n: usize) -> Vec<crate::helpers::Received> {
     receiver.wait_for(n, WAIT).await;
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    app.drain().await;
     let got = receiver.received();
     assert_eq!(
         got.len(),
@@ -97,7 +96,7 @@ async fn every_url_becomes_the_leads_short_link_and_nothing_else_changes(backend
     let link: Value = again.json().await.unwrap();
     assert_eq!(link["code"], links[1]["code"]);
     assert_eq!(link["externalLeadId"], "lead-9");
-    let response = app.follow(links[2]["code"].as_str().unwrap()).await;
+    let response = app.click(links[2]["code"].as_str().unwrap()).await;
     assert_eq!(
         location(&response).as_deref(),
         Some("https://loja.example.com/ofertas")
@@ -124,7 +123,7 @@ async fn a_message_without_urls_is_kept_as_is_and_emits_nothing(backend: Backend
         assert_eq!(answer["events"], 0);
         assert_eq!(answer["firstReport"], true);
     }
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    app.drain().await;
     assert!(receiver.received().is_empty());
     let stats: Value = app
         .admin_get("/v1/campaigns/otp/stats")
@@ -195,7 +194,7 @@ async fn sent_and_delivered_emit_their_events_once_in_any_order(backend: Backend
     .await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.json::<Value>().await.unwrap()["events"], 1);
-    let got = exactly(&receiver, 1).await;
+    let got = exactly(&app, &receiver, 1).await;
     assert_eq!(
         got[0].json(),
         json!({
@@ -211,7 +210,7 @@ async fn sent_and_delivered_emit_their_events_once_in_any_order(backend: Backend
     )
     .await;
     assert_eq!(response.json::<Value>().await.unwrap()["events"], 2);
-    let got = exactly(&receiver, 3).await;
+    let got = exactly(&app, &receiver, 3).await;
     let mut sent: Vec<Value> = got[1..].iter().map(|r| r.json()).collect();
     sent.sort_by_key(|e| shorts.iter().position(|s| e["data"]["url"] == *s));
     for (event, short) in sent.iter().zip(&shorts) {
@@ -231,7 +230,7 @@ async fn sent_and_delivered_emit_their_events_once_in_any_order(backend: Backend
         assert_eq!(answer["firstReport"], false);
         assert_eq!(answer["events"], 0);
     }
-    exactly(&receiver, 3).await;
+    exactly(&app, &receiver, 3).await;
     let stats: Value = app
         .admin_get("/v1/campaigns/abc456xyz/stats")
         .await
@@ -268,7 +267,7 @@ async fn failed_and_undelivered_are_recorded_without_events(backend: Backend) {
             .unwrap();
         assert_eq!(again["firstReport"], false);
     }
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    app.drain().await;
     assert!(receiver.received().is_empty());
 }
 
@@ -400,7 +399,7 @@ async fn twilio_callbacks_act_as_status_reports_when_signed(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(forged.status(), StatusCode::FORBIDDEN);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.drain().await;
     assert!(
         receiver.received().is_empty(),
         "nothing acted on an unverified callback"
@@ -422,7 +421,7 @@ async fn twilio_callbacks_act_as_status_reports_when_signed(backend: Backend) {
         .await
         .unwrap();
     assert!(again.status().is_success());
-    let got = exactly(&receiver, 2).await;
+    let got = exactly(&app, &receiver, 2).await;
     let mut types: Vec<String> = got
         .iter()
         .map(|r| {
@@ -460,7 +459,7 @@ async fn twilio_callbacks_act_as_status_reports_when_signed(backend: Backend) {
         .await
         .unwrap();
     assert!(response.status().is_success());
-    let got = exactly(&receiver, 3).await;
+    let got = exactly(&app, &receiver, 3).await;
     assert_eq!(got[2].json()["data"]["phone"], "+166");
 
     let closed = TestApp::spawn(backend).await;

@@ -25,7 +25,7 @@ async fn a_click_is_a_302_to_the_destination_that_no_one_may_cache(backend: Back
         .await;
     let code = link["code"].as_str().unwrap();
     for _ in 0..2 {
-        let response = app.follow(code).await;
+        let response = app.click(code).await;
         assert_eq!(response.status(), StatusCode::FOUND);
         assert_eq!(
             location(&response).as_deref(),
@@ -77,7 +77,7 @@ async fn head_answers_like_get_without_a_body(backend: Backend) {
 async fn unknown_codes_get_a_404_page(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     for path in ["nope", "a%2Fb", "x/y", "%E2%9C%93", "-_-"] {
-        let response = app.follow(path).await;
+        let response = app.click(path).await;
         assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
         assert!(
             response.headers()["content-type"]
@@ -96,10 +96,10 @@ async fn disabled_and_expired_links_are_410_until_enabled_again(backend: Backend
         .create_link(json!({"campaignId": "c", "url": "https://a.test/"}))
         .await;
     let code = link["code"].as_str().unwrap();
-    assert_eq!(app.follow(code).await.status(), StatusCode::FOUND);
+    assert_eq!(app.click(code).await.status(), StatusCode::FOUND);
 
     app.patch_link(code, json!({"disabled": true})).await;
-    let response = app.follow(code).await;
+    let response = app.click(code).await;
     assert_eq!(response.status(), StatusCode::GONE);
     assert!(
         response
@@ -114,16 +114,16 @@ async fn disabled_and_expired_links_are_410_until_enabled_again(backend: Backend
         json!({"disabled": false, "expiresAt": "2020-01-01T00:00:00Z"}),
     )
     .await;
-    assert_eq!(app.follow(code).await.status(), StatusCode::GONE);
+    assert_eq!(app.click(code).await.status(), StatusCode::GONE);
 
     app.patch_link(code, json!({"expiresAt": null})).await;
-    assert_eq!(app.follow(code).await.status(), StatusCode::FOUND);
+    assert_eq!(app.click(code).await.status(), StatusCode::FOUND);
 
     let expired = app
         .create_link(json!({"campaignId": "c", "url": "https://b.test/", "expiresAt": "2001-01-01T00:00:00Z"}))
         .await;
     assert_eq!(
-        app.follow(expired["code"].as_str().unwrap()).await.status(),
+        app.click(expired["code"].as_str().unwrap()).await.status(),
         StatusCode::GONE
     );
 }
@@ -133,7 +133,7 @@ async fn a_configured_fallback_replaces_404_and_410(backend: Backend) {
         c.fallback_url = Some("https://home.test/".into())
     })
     .await;
-    let response = app.follow("unknown").await;
+    let response = app.click("unknown").await;
     assert_eq!(response.status(), StatusCode::FOUND);
     assert_eq!(location(&response).as_deref(), Some("https://home.test/"));
     let link = app
@@ -142,7 +142,7 @@ async fn a_configured_fallback_replaces_404_and_410(backend: Backend) {
     let code = link["code"].as_str().unwrap();
     app.patch_link(code, json!({"disabled": true})).await;
     assert_eq!(
-        location(&app.follow(code).await).as_deref(),
+        location(&app.click(code).await).as_deref(),
         Some("https://home.test/")
     );
 }
@@ -153,7 +153,7 @@ async fn query_parameters_on_the_short_url_are_not_forwarded(backend: Backend) {
         .create_link(json!({"campaignId": "c", "url": "https://a.test/p?keep=1"}))
         .await;
     let code = link["code"].as_str().unwrap();
-    let response = app.follow(&format!("{code}?utm_source=sms&keep=2")).await;
+    let response = app.click(&format!("{code}?utm_source=sms&keep=2")).await;
     assert_eq!(response.status(), StatusCode::FOUND);
     assert_eq!(
         location(&response).as_deref(),
@@ -206,8 +206,8 @@ async fn metrics_count_requests_and_cache_hits(backend: Backend) {
         .create_link(json!({"campaignId": "c", "url": "https://a.test/"}))
         .await;
     let code = link["code"].as_str().unwrap();
-    app.follow(code).await;
-    app.follow(code).await;
+    app.click(code).await;
+    app.click(code).await;
     let response = app
         .client
         .get(app.admin_url("/metrics"))
@@ -255,7 +255,7 @@ async fn only_get_and_head_of_one_segment_are_redirects(backend: Backend) {
     let delete = app.client.delete(&url).send().await.unwrap();
     assert_eq!(delete.status(), StatusCode::METHOD_NOT_ALLOWED);
     for path in [format!("{code}/"), format!("{code}/x"), format!("x/{code}")] {
-        let response = app.follow(&path).await;
+        let response = app.click(&path).await;
         assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
         assert!(response.text().await.unwrap().contains("Link not found"));
     }
@@ -270,5 +270,5 @@ async fn only_get_and_head_of_one_segment_are_redirects(backend: Backend) {
         (stats["clicks"].as_u64(), stats["botClicks"].as_u64()),
         (Some(0), Some(0))
     );
-    assert_eq!(app.follow(code).await.status(), StatusCode::FOUND);
+    assert_eq!(app.click(code).await.status(), StatusCode::FOUND);
 }

@@ -63,10 +63,10 @@ async fn bad_input_gets_a_4xx_and_the_process_keeps_serving(backend: Backend) {
     let admin = app.admin_get(&format!("/v1/links/{long_path}")).await;
     assert_eq!(admin.status(), StatusCode::NOT_FOUND);
 
-    let nul = app.follow("%00").await;
+    let nul = app.click("%00").await;
     assert_eq!(nul.status(), StatusCode::NOT_FOUND);
     // Undecodable percent-encoding: still a 404, in each listener's own shape.
-    let invalid = app.follow("%FF").await;
+    let invalid = app.click("%FF").await;
     assert_eq!(invalid.status(), StatusCode::NOT_FOUND);
     assert!(invalid.text().await.unwrap().contains("Link not found"));
     for path in ["/v1/links/%FF", "/v1/links/%FF/stats", "/v1/webhooks/%FF"] {
@@ -85,7 +85,7 @@ async fn bad_input_gets_a_4xx_and_the_process_keeps_serving(backend: Backend) {
     assert_eq!(error_code(wrong_method).await, "method_not_allowed");
 
     // Still serving, and nothing was lost or half-written.
-    assert_eq!(app.follow(code).await.status(), StatusCode::FOUND);
+    assert_eq!(app.click(code).await.status(), StatusCode::FOUND);
     let page: serde_json::Value = app.admin_get("/v1/links").await.json().await.unwrap();
     assert_eq!(page["links"].as_array().unwrap().len(), 1);
 }
@@ -200,7 +200,7 @@ async fn a_change_on_one_instance_reaches_the_other_through_the_change_feed() {
     let code = link["code"].as_str().unwrap().to_owned();
     // B caches the link, and its change feed is subscribed.
     assert_eq!(
-        location(&b.follow(&code).await).as_deref(),
+        location(&b.click(&code).await).as_deref(),
         Some("https://old.test/")
     );
     wait_for_change_feed(&redis.url(), 2).await;
@@ -209,13 +209,13 @@ async fn a_change_on_one_instance_reaches_the_other_through_the_change_feed() {
         .await;
     // The instance that served the change answers with it at once.
     assert_eq!(
-        location(&a.follow(&code).await).as_deref(),
+        location(&a.click(&code).await).as_deref(),
         Some("https://new.test/")
     );
     eventually(
         "B redirects to the new URL",
         Duration::from_secs(5),
-        || async { location(&b.follow(&code).await).as_deref() == Some("https://new.test/") },
+        || async { location(&b.click(&code).await).as_deref() == Some("https://new.test/") },
     )
     .await;
 
@@ -227,18 +227,18 @@ async fn a_change_on_one_instance_reaches_the_other_through_the_change_feed() {
         )
         .await;
     assert_eq!(delete.status(), StatusCode::NO_CONTENT);
-    assert_eq!(a.follow(&code).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(a.click(&code).await.status(), StatusCode::NOT_FOUND);
     eventually(
         "B forgets the deleted link",
         Duration::from_secs(5),
-        || async { b.follow(&code).await.status() == StatusCode::NOT_FOUND },
+        || async { b.click(&code).await.status() == StatusCode::NOT_FOUND },
     )
     .await;
 }
 
 #[tokio::test]
 async fn during_a_redis_outage_cached_links_keep_redirecting() {
-    let mut app = TestApp::spawn_with(Backend::Redis, long_cache).await;
+    let app = TestApp::spawn_with(Backend::Redis, long_cache).await;
     let cached = app
         .create_link(json!({"campaignId": "c", "url": "https://cached.test/"}))
         .await;
@@ -247,9 +247,9 @@ async fn during_a_redis_outage_cached_links_keep_redirecting() {
         .create_link(json!({"campaignId": "c", "url": "https://cold.test/"}))
         .await;
     let cold = cold["code"].as_str().unwrap().to_owned();
-    assert_eq!(app.follow(&cached).await.status(), StatusCode::FOUND);
+    assert_eq!(app.click(&cached).await.status(), StatusCode::FOUND);
 
-    app.redis_mut().stop();
+    app.redis(|r| r.stop());
     let ready = app
         .client
         .get(format!("{}/readyz", app.public))
@@ -257,10 +257,10 @@ async fn during_a_redis_outage_cached_links_keep_redirecting() {
         .await
         .unwrap();
     assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
-    let response = app.follow(&cached).await;
+    let response = app.click(&cached).await;
     assert_eq!(response.status(), StatusCode::FOUND);
     assert_eq!(location(&response).as_deref(), Some("https://cached.test/"));
-    let response = app.follow(&cold).await;
+    let response = app.click(&cold).await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(response.headers()["retry-after"], "5");
     let create = app
@@ -275,7 +275,7 @@ async fn during_a_redis_outage_cached_links_keep_redirecting() {
 
     // The data is gone with this Redis (it keeps nothing on disk): the service must come
     // back by itself and serve what is created from now on.
-    app.redis_mut().restart();
+    app.redis(|r| r.restart());
     eventually("/readyz recovers", Duration::from_secs(10), || async {
         let r = app
             .client
@@ -288,7 +288,7 @@ async fn during_a_redis_outage_cached_links_keep_redirecting() {
     let fresh = app
         .create_link(json!({"campaignId": "c", "url": "https://fresh.test/"}))
         .await;
-    let response = app.follow(fresh["code"].as_str().unwrap()).await;
+    let response = app.click(fresh["code"].as_str().unwrap()).await;
     assert_eq!(location(&response).as_deref(), Some("https://fresh.test/"));
 }
 
@@ -312,13 +312,13 @@ async fn the_change_feed_resubscribes_after_redis_restarts() {
         .await;
     let code = link["code"].as_str().unwrap().to_owned();
     assert_eq!(
-        location(&b.follow(&code).await).as_deref(),
+        location(&b.click(&code).await).as_deref(),
         Some("https://old.test/")
     );
     a.patch_link(&code, json!({"url": "https://new.test/"}))
         .await;
     eventually("B sees changes again", Duration::from_secs(5), || async {
-        location(&b.follow(&code).await).as_deref() == Some("https://new.test/")
+        location(&b.click(&code).await).as_deref() == Some("https://new.test/")
     })
     .await;
 }
@@ -414,10 +414,9 @@ async fn a_frozen_redis_mid_burst_neither_holds_up_redirects_nor_repeats_or_lose
         })
     };
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let redis = app.redis.as_ref().unwrap();
-    redis.freeze();
+    app.redis(|r| r.freeze());
     tokio::time::sleep(Duration::from_secs(6)).await;
-    redis.thaw();
+    app.redis(|r| r.thaw());
     let mut took = clicker.await.unwrap();
     took.sort();
     let p90 = took[took.len() * 9 / 10];

@@ -1,14 +1,14 @@
 //! Webhook subscriptions and delivery: the API, retries, 410, a hanging subscriber and the
 //! delivery log, on both stores.
 
-use crate::helpers::{Backend, Receiver, Reply, TestApp, error_code, eventually, webhook_config};
+use crate::helpers::{
+    Backend, Receiver, Reply, TestApp, WAIT, error_code, eventually, webhook_config,
+};
 use crate::on_both_stores;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::time::Duration;
-
-const WAIT: Duration = Duration::from_secs(10);
 
 on_both_stores!(
     subscriptions_can_be_created_read_listed_changed_and_deleted,
@@ -383,7 +383,7 @@ async fn a_410_disables_the_subscription(backend: Backend) {
     );
     // Later events are not delivered to it.
     app.click(&link_for(&app, "+166").await).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    app.drain().await;
     assert_eq!(receiver.received().len(), 1);
 }
 
@@ -393,6 +393,8 @@ async fn a_hanging_subscriber_does_not_delay_the_others(backend: Backend) {
         c.webhook_timeout = Duration::from_secs(30);
     })
     .await;
+    // The hanging subscriber's deliveries are still in flight when the test ends.
+    app.allow_pending();
     let hanging = Receiver::start().await;
     hanging.answer(Reply::hang());
     let healthy = Receiver::start().await;

@@ -2,13 +2,13 @@
 
 use super::super::AppState;
 use super::super::error::ApiError;
-use super::super::extract::{Json, Path, Query, page_limit};
+use super::super::extract::{Json, Path, Query, cursor, page_limit};
 use super::super::schema;
 use crate::domain::{
     CampaignId, Destination, ExternalLeadId, InvalidValue, Link, LinkPatch, NewLink, Phone,
-    ShortCode, format_time,
+    Position, ShortCode, format_time, from_millis,
 };
-use crate::store::{LinkChange, LinkQuery};
+use crate::store::LinkQuery;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -52,7 +52,7 @@ impl LinkBody {
     fn new(state: &AppState, link: &Link) -> Self {
         Self {
             code: link.code.to_string(),
-            short_url: state.short_url(link.code.as_str()),
+            short_url: state.short_urls.of(link.code.as_str()),
             url: link.url.as_str().to_owned(),
             campaign_id: link.campaign_id.as_str().to_owned(),
             phone: link.phone.as_ref().map(|p| p.as_str().to_owned()),
@@ -152,7 +152,7 @@ pub struct ListParams {
 
 fn parse_time(field: &'static str, s: &str) -> Result<DateTime<Utc>, InvalidValue> {
     DateTime::parse_from_rfc3339(s)
-        .map(|t| crate::domain::from_millis(t.with_timezone(&Utc).timestamp_millis()))
+        .map(|t| from_millis(t.with_timezone(&Utc).timestamp_millis()))
         .map_err(|_| InvalidValue::new(field, "must be an RFC 3339 timestamp"))
 }
 
@@ -242,7 +242,7 @@ impl ListParams {
                 .map(CampaignId::parse)
                 .transpose()?,
             phone: phone.as_deref().map(Phone::parse).transpose()?,
-            cursor: self.cursor,
+            after: cursor(self.cursor.as_deref())?.unwrap_or_else(Position::start),
             limit,
         })
     }
@@ -251,16 +251,6 @@ impl ListParams {
 /// A code in a path that cannot exist is simply not found.
 fn path_code(code: &str) -> Result<ShortCode, ApiError> {
     ShortCode::parse(code).map_err(|_| ApiError::NotFound("link"))
-}
-
-/// Drops `code` from this instance's cache now, and from every other instance's through
-/// the store. The change is already committed; a failed announcement leaves the others to
-/// their cache TTL, so it is logged rather than failing the request.
-async fn propagate_change(state: &AppState, code: &ShortCode) {
-    state.cache.apply(LinkChange::One(code.clone()));
-    if let Err(e) = state.store.announce_change(code).await {
-        tracing::warn!(error = %e, code = %code, "could not announce a link change");
-    }
 }
 
 /// Create a link, or return the existing one with the same campaign, phone and URL.
@@ -276,10 +266,7 @@ async fn create_link(
     Json(body): Json<CreateLink>,
 ) -> Result<Response, ApiError> {
     let new = body.validate()?;
-    let created = state
-        .store
-        .create_links(vec![new], state.config.code_length)
-        .await?
+    let created = (state.links.create(vec![new]).await?)
         .pop()
         .ok_or_else(|| ApiError::Internal("the store returned no link".into()))?;
     let status = if created.is_new {
@@ -301,10 +288,7 @@ async fn create_links_bulk(
     Json(body): Json<CreateLinksBulk>,
 ) -> Result<Response, ApiError> {
     let links = body.validate()?;
-    let created = state
-        .store
-        .create_links(links, state.config.code_length)
-        .await?;
+    let created = state.links.create(links).await?;
     let list = LinkList {
         links: created
             .iter()
@@ -329,11 +313,7 @@ async fn get_link(
     Path(code): Path<String>,
 ) -> Result<axum::Json<LinkBody>, ApiError> {
     let code = path_code(&code)?;
-    let link = state
-        .store
-        .get_link(&code)
-        .await?
-        .ok_or(ApiError::NotFound("link"))?;
+    let link = (state.links.get(&code).await?).ok_or(ApiError::NotFound("link"))?;
     Ok(axum::Json(LinkBody::new(&state, &link)))
 }
 
@@ -353,12 +333,7 @@ async fn patch_link(
 ) -> Result<axum::Json<LinkBody>, ApiError> {
     let code = path_code(&code)?;
     let patch = body.validate()?;
-    let link = state
-        .store
-        .update_link(&code, &patch)
-        .await?
-        .ok_or(ApiError::NotFound("link"))?;
-    propagate_change(&state, &code).await;
+    let link = (state.links.patch(&code, &patch).await?).ok_or(ApiError::NotFound("link"))?;
     Ok(axum::Json(LinkBody::new(&state, &link)))
 }
 
@@ -370,10 +345,9 @@ async fn delete_link(
     Path(code): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let code = path_code(&code)?;
-    if !state.store.delete_link(&code).await? {
+    if !state.links.delete(&code).await? {
         return Err(ApiError::NotFound("link"));
     }
-    propagate_change(&state, &code).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -385,10 +359,10 @@ async fn list_links(
     Query(params): Query<ListParams>,
 ) -> Result<axum::Json<LinkPageBody>, ApiError> {
     let query = params.validate()?;
-    let page = state.store.list_links(&query).await?;
+    let page = state.links.list(&query).await?;
     Ok(axum::Json(LinkPageBody {
         links: page
-            .links
+            .items
             .iter()
             .map(|l| LinkBody::new(&state, l))
             .collect(),

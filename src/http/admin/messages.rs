@@ -5,8 +5,11 @@ use super::super::AppState;
 use super::super::error::ApiError;
 use super::super::extract::{Json, Path};
 use super::super::schema;
-use crate::domain::{CampaignId, ExternalLeadId, InvalidValue, NewLink, Phone, now_millis};
-use crate::messages::{self, MAX_BODY_CHARS, Message, MessageId, MessageLink, MessageStatus};
+use crate::domain::{
+    CampaignId, ExternalLeadId, InvalidValue, MAX_BODY_CHARS, Message, MessageId, MessageStatus,
+    Phone, from_millis,
+};
+use crate::service::{Compose, NewMessage};
 use crate::store::StatusRecorded;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -121,104 +124,39 @@ async fn create_message(
     State(state): State<AppState>,
     Json(request): Json<CreateMessage>,
 ) -> Result<(StatusCode, axum::Json<MessageBody>), ApiError> {
-    let campaign_id = CampaignId::parse(&request.campaign_id)?;
-    let phone = Phone::parse(&request.phone)?;
-    let external_lead_id = request
-        .external_lead_id
-        .as_deref()
-        .map(ExternalLeadId::parse)
-        .transpose()?;
-    if request.body.is_empty() || request.body.chars().count() > MAX_BODY_CHARS {
-        return Err(
-            InvalidValue::new("body", format!("must be 1 to {MAX_BODY_CHARS} characters")).into(),
-        );
-    }
-    let id = match request.message_id.as_deref() {
-        Some(id) => MessageId::parse(id)?,
-        None => MessageId::generate(),
-    };
-    if let Some(existing) = state.store.get_message(&id).await? {
-        return same_or_conflict(
-            existing,
-            &campaign_id,
-            &phone,
-            &external_lead_id,
-            &request.body,
-        );
-    }
-
-    let found = messages::find_urls(&request.body, &state.config.base_url);
-    let new_links = found
-        .iter()
-        .map(|f| NewLink {
-            campaign_id: campaign_id.clone(),
-            phone: Some(phone.clone()),
-            external_lead_id: external_lead_id.clone(),
-            url: f.destination.clone(),
-            code: None,
-            expires_at: None,
-        })
-        .collect();
-    let created = state
-        .store
-        .create_links(new_links, state.config.code_length)
-        .await?;
-    let short: Vec<String> = created
-        .iter()
-        .map(|c| state.short_url(c.link.code.as_str()))
-        .collect();
-    let mut links: Vec<MessageLink> = Vec::new();
-    for (c, short_url) in created.iter().zip(&short) {
-        if !links.iter().any(|l| l.short_url == *short_url) {
-            links.push(MessageLink {
-                url: c.link.url.as_str().to_owned(),
-                short_url: short_url.clone(),
-                code: c.link.code.to_string(),
-            });
+    let new = request.validate()?;
+    match state.messages.create(new).await? {
+        Compose::Created(message) => {
+            Ok((StatusCode::CREATED, axum::Json(MessageBody::from(&message))))
         }
-    }
-    let now = now_millis();
-    let ttl =
-        chrono::Duration::from_std(state.config.message_ttl).unwrap_or(chrono::Duration::days(7));
-    let message = Message {
-        id,
-        campaign_id: campaign_id.clone(),
-        phone: phone.clone(),
-        external_lead_id: external_lead_id.clone(),
-        body: messages::rewrite(&request.body, &found, &short),
-        original: request.body,
-        links,
-        created_at: now,
-        expires_at: now + ttl,
-    };
-    match state.store.create_message(&message).await? {
-        None => Ok((StatusCode::CREATED, axum::Json(MessageBody::from(&message)))),
-        // A concurrent call with the same id got there first.
-        Some(existing) => same_or_conflict(
-            existing,
-            &campaign_id,
-            &phone,
-            &external_lead_id,
-            &message.original,
-        ),
+        Compose::Existing(message) => Ok((StatusCode::OK, axum::Json(MessageBody::from(&message)))),
+        Compose::Conflict => Err(ApiError::MessageExists),
     }
 }
 
-fn same_or_conflict(
-    existing: Message,
-    campaign_id: &CampaignId,
-    phone: &Phone,
-    external_lead_id: &Option<ExternalLeadId>,
-    original: &str,
-) -> Result<(StatusCode, axum::Json<MessageBody>), ApiError> {
-    let same = existing.campaign_id == *campaign_id
-        && existing.phone == *phone
-        && existing.external_lead_id == *external_lead_id
-        && existing.original == original;
-    if same {
-        Ok((StatusCode::OK, axum::Json(MessageBody::from(&existing))))
-    } else {
-        Err(ApiError::MessageExists)
+impl CreateMessage {
+    fn validate(self) -> Result<NewMessage, InvalidValue> {
+        if self.body.is_empty() || self.body.chars().count() > MAX_BODY_CHARS {
+            return Err(InvalidValue::new(
+                "body",
+                format!("must be 1 to {MAX_BODY_CHARS} characters"),
+            ));
+        }
+        Ok(NewMessage {
+            campaign_id: CampaignId::parse(&self.campaign_id)?,
+            phone: Phone::parse(&self.phone)?,
+            external_lead_id: self
+                .external_lead_id
+                .as_deref()
+                .map(ExternalLeadId::parse)
+                .transpose()?,
+            id: self
+                .message_id
+                .as_deref()
+                .map(MessageId::parse)
+                .transpose()?,
+            body: self.body,
+        })
     }
 }
 
@@ -245,11 +183,11 @@ async fn report_status(
         .as_deref()
         .map(|t| {
             chrono::DateTime::parse_from_rfc3339(t)
-                .map(|t| crate::domain::from_millis(t.timestamp_millis()))
+                .map(|t| from_millis(t.timestamp_millis()))
                 .map_err(|_| ApiError::invalid("at", "must be an RFC 3339 timestamp"))
         })
         .transpose()?;
-    let (recorded, events) = messages::report_status(state.store.as_ref(), &id, status, at).await?;
+    let (recorded, events) = state.messages.report(&id, status, at).await?;
     if recorded == StatusRecorded::UnknownMessage {
         return Err(ApiError::NotFound("message"));
     }

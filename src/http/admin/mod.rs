@@ -28,7 +28,7 @@ pub fn router(state: AppState) -> Router {
         .merge(webhooks::router())
         .split_for_parts();
     // Rendered once: the document cannot change while the process runs.
-    let openapi = super::openapi::document(openapi, &state.config.base_url);
+    let openapi = super::openapi::document(openapi, state.short_urls.base());
     let openapi = axum::body::Bytes::from(openapi.to_pretty_json().unwrap_or_default());
     api.route(
         "/v1/openapi.json",

@@ -4,8 +4,8 @@ use super::super::AppState;
 use super::super::error::ApiError;
 use super::super::extract::Path;
 use super::super::schema;
+use crate::domain::Stats;
 use crate::domain::{CampaignId, ShortCode, format_time};
-use crate::store::Stats;
 use axum::Json;
 use axum::extract::State;
 use serde::Serialize;
@@ -53,10 +53,7 @@ async fn link_stats(
     Path(code): Path<String>,
 ) -> Result<Json<LinkStatsBody>, ApiError> {
     let code = ShortCode::parse(&code).map_err(|_| ApiError::NotFound("link"))?;
-    if state.store.get_link(&code).await?.is_none() {
-        return Err(ApiError::NotFound("link"));
-    }
-    let stats = state.store.link_stats(&code).await?;
+    let stats = (state.links.stats(&code).await?).ok_or(ApiError::NotFound("link"))?;
     Ok(Json(LinkStatsBody {
         clicks: stats.clicks,
         click_events: stats.click_events,
@@ -74,7 +71,8 @@ async fn campaign_stats(
     Path(campaign): Path<String>,
 ) -> Result<Json<CampaignStatsBody>, ApiError> {
     let campaign = CampaignId::parse(&campaign)?;
-    let (links, stats) = state.store.campaign_stats(&campaign).await?;
+    let totals = state.links.campaign(&campaign).await?;
+    let (links, stats) = (totals.links, totals.stats);
     Ok(Json(CampaignStatsBody {
         links,
         clicks: stats.clicks,

@@ -147,6 +147,16 @@ where
     <Option<T> as serde::Deserialize>::deserialize(de).map(Some)
 }
 
+/// The `cursor` of a list: where the page before ended.
+pub fn cursor(cursor: Option<&str>) -> Result<Option<crate::domain::Position>, ApiError> {
+    cursor
+        .map(|c| {
+            crate::domain::Position::parse(c)
+                .ok_or_else(|| ApiError::invalid("cursor", "is not a cursor of this list"))
+        })
+        .transpose()
+}
+
 /// The `limit` of a list: 1 to 1000, 50 when absent.
 pub fn page_limit(limit: Option<&str>) -> Result<usize, ApiError> {
     const DEFAULT_PAGE: usize = 50;

@@ -77,7 +77,7 @@ impl Service<Request> for PublicService {
         let (request, _) = request.into_parts();
         async move {
             let start = Instant::now();
-            let answer = AssertUnwindSafe(redirect(&state, &request))
+            let answer = AssertUnwindSafe(shortcut(&state, &request))
                 .catch_unwind()
                 .await;
             let response = answer.unwrap_or_else(|_| {
@@ -90,7 +90,8 @@ impl Service<Request> for PublicService {
     }
 }
 
-async fn redirect(state: &AppState, request: &Parts) -> Response {
+/// A redirect answered in front of the router.
+async fn shortcut(state: &AppState, request: &Parts) -> Response {
     // As the router's `Path` extractor does: decoded, and undecodable means no such link.
     let code = redirect_segment(&request.method, &request.uri).and_then(|segment| {
         percent_encoding::percent_decode_str(segment)

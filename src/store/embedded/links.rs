@@ -1,13 +1,18 @@
-//! Links in SQLite: see the schema in the parent module.
+//! Links in SQLite: one row each; the unique index on (campaign, phone, url) makes creation
+//! idempotent.
 
-use super::super::{ChangeListener, Created, LinkPage, LinkQuery, LinkStore, Position, StoreError};
-use super::{CODE_ATTEMPTS, EmbeddedStore, LINK_COLUMNS, unavailable};
+use super::{EmbeddedStore, corrupt, sqlite};
+use crate::domain::rules::{self, CODE_ATTEMPTS, Creation, Holder, NoFreeCode};
 use crate::domain::{
-    CampaignId, Destination, ExternalLeadId, Link, LinkPatch, NewLink, Phone, ShortCode,
-    from_millis, now_millis,
+    CampaignId, Destination, ExternalLeadId, Link, LinkPatch, NewLink, Page, Phone, Position,
+    ShortCode, from_millis, now_millis,
 };
+use crate::store::{Created, LinkQuery, LinkStore, StoreError};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
+
+const LINK_COLUMNS: &str =
+    "code, campaign_id, phone, external_lead_id, url, created_at, expires_at, disabled";
 
 fn link_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Link> {
     let phone: String = row.get(2)?;
@@ -29,7 +34,7 @@ fn phone_column(phone: Option<&Phone>) -> &str {
     phone.map_or("", Phone::as_str)
 }
 
-pub(super) fn is_unique_violation(e: &rusqlite::Error) -> bool {
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
     matches!(
         e,
         rusqlite::Error::SqliteFailure(f, _)
@@ -49,13 +54,13 @@ fn find_by_identity(conn: &Connection, new: &NewLink) -> Result<Option<Link>, St
         )
         .optional()
     })
-    .map_err(unavailable)
+    .map_err(sqlite)
 }
 
 fn find_by_code(conn: &Connection, code: &str) -> Result<Option<Link>, StoreError> {
     conn.prepare_cached(&format!("SELECT {LINK_COLUMNS} FROM links WHERE code = ?1"))
         .and_then(|mut s| s.query_row([code], link_from_row).optional())
-        .map_err(unavailable)
+        .map_err(sqlite)
 }
 
 fn insert(conn: &Connection, link: &Link) -> rusqlite::Result<()> {
@@ -77,14 +82,19 @@ fn insert(conn: &Connection, link: &Link) -> rusqlite::Result<()> {
 }
 
 fn create_one(conn: &Connection, new: NewLink, code_length: usize) -> Result<Created, StoreError> {
-    if let Some(existing) = find_by_identity(conn, &new)? {
-        if new.code.as_ref().is_some_and(|c| *c != existing.code) {
-            return Err(StoreError::IdentityTaken);
+    let holder = match find_by_identity(conn, &new)? {
+        Some(link) => Holder::Live(link),
+        None => Holder::Free,
+    };
+    match rules::creation(holder, new.code.as_ref()) {
+        Creation::Existing(link) => {
+            return Ok(Created {
+                link,
+                is_new: false,
+            });
         }
-        return Ok(Created {
-            link: existing,
-            is_new: false,
-        });
+        Creation::IdentityTaken => return Err(StoreError::IdentityTaken),
+        Creation::Create { .. } => {}
     }
     let custom = new.code.clone();
     let now = now_millis();
@@ -99,22 +109,14 @@ fn create_one(conn: &Connection, new: NewLink, code_length: usize) -> Result<Cre
                 return Err(StoreError::CodeTaken);
             }
             Err(e) if is_unique_violation(&e) => continue,
-            Err(e) => return Err(unavailable(e)),
+            Err(e) => return Err(sqlite(e)),
         }
     }
-    Err(unavailable("no free code found; raise AKTI_CODE_LENGTH"))
+    Err(StoreError::unavailable(NoFreeCode))
 }
 
 #[async_trait]
 impl LinkStore for EmbeddedStore {
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.read(|conn| {
-            conn.query_row("SELECT 1", [], |_| Ok(()))
-                .map_err(unavailable)
-        })
-        .await
-    }
-
     async fn create_links(
         &self,
         links: Vec<NewLink>,
@@ -161,7 +163,7 @@ impl LinkStore for EmbeddedStore {
             match updated {
                 Ok(_) => Ok(Some(link)),
                 Err(e) if is_unique_violation(&e) => Err(StoreError::IdentityTaken),
-                Err(e) => Err(unavailable(e)),
+                Err(e) => Err(sqlite(e)),
             }
         })
         .await
@@ -170,21 +172,14 @@ impl LinkStore for EmbeddedStore {
     async fn delete_link(&self, code: &ShortCode) -> Result<bool, StoreError> {
         let code = code.clone();
         self.write(move |conn| {
-            conn.execute("DELETE FROM links WHERE code = ?1", [code.as_str()])
+            (conn.execute("DELETE FROM links WHERE code = ?1", [code.as_str()]))
                 .map(|n| n > 0)
-                .map_err(unavailable)
+                .map_err(sqlite)
         })
         .await
     }
 
-    async fn list_links(&self, query: &LinkQuery) -> Result<LinkPage, StoreError> {
-        let after = match &query.cursor {
-            Some(c) => Position::parse(c)?,
-            None => Position {
-                ms: i64::MIN,
-                id: String::new(),
-            },
-        };
+    async fn list_links(&self, query: &LinkQuery) -> Result<Page<Link>, StoreError> {
         let query = query.clone();
         self.read(move |conn| {
             let mut sql =
@@ -196,48 +191,30 @@ impl LinkStore for EmbeddedStore {
                 sql.push_str(" AND phone = ?4");
             }
             sql.push_str(" ORDER BY created_at, code LIMIT ?5");
-            let mut stmt = conn.prepare_cached(&sql).map_err(unavailable)?;
-            for (index, value) in [
+            let mut stmt = conn.prepare_cached(&sql).map_err(sqlite)?;
+            let filters = [
                 (3, query.campaign_id.as_ref().map(CampaignId::as_str)),
                 (4, query.phone.as_ref().map(Phone::as_str)),
-            ] {
+            ];
+            for (index, value) in filters {
                 if let Some(value) = value {
-                    stmt.raw_bind_parameter(index, value).map_err(unavailable)?;
+                    stmt.raw_bind_parameter(index, value).map_err(sqlite)?;
                 }
             }
-            stmt.raw_bind_parameter(1, after.ms).map_err(unavailable)?;
-            stmt.raw_bind_parameter(2, &after.id).map_err(unavailable)?;
+            stmt.raw_bind_parameter(1, query.after.ms).map_err(sqlite)?;
+            stmt.raw_bind_parameter(2, &query.after.id)
+                .map_err(sqlite)?;
             stmt.raw_bind_parameter(5, query.limit as i64 + 1)
-                .map_err(unavailable)?;
+                .map_err(sqlite)?;
             let mut rows = stmt.raw_query();
             let mut links = Vec::with_capacity(query.limit + 1);
-            while let Some(row) = rows.next().map_err(unavailable)? {
-                links.push(link_from_row(row).map_err(unavailable)?);
+            while let Some(row) = rows.next().map_err(sqlite)? {
+                links.push(link_from_row(row).map_err(|e| corrupt(format!("a link row: {e}")))?);
             }
-            let next_cursor = (links.len() > query.limit).then(|| {
-                links.truncate(query.limit);
-                (links.last())
-                    .map(|l: &Link| Position::of(&l.created_at, l.code.as_str()).render())
-                    .unwrap_or_default()
-            });
-            Ok(LinkPage { links, next_cursor })
+            Ok(Page::of(links, query.limit, |l| {
+                Position::of(&l.created_at, l.code.as_str())
+            }))
         })
         .await
-    }
-
-    async fn announce_change(&self, _code: &ShortCode) -> Result<(), StoreError> {
-        Ok(())
-    }
-
-    fn shares_changes(&self) -> bool {
-        false
-    }
-
-    fn watch_changes(
-        &self,
-        _listener: ChangeListener,
-        _shutdown: tokio_util::sync::CancellationToken,
-    ) {
-        // One process: every change is made here, and the caller invalidates its own cache.
     }
 }

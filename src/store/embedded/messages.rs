@@ -1,77 +1,92 @@
-//! Messages in SQLite: see the schema in the parent module.
+//! Messages in SQLite, kept until `expires_at` for late status reports.
 
-use super::super::{MessageStore, StatusRecorded, StoreError};
-use super::events::enqueue;
-use super::webhooks::load_subscriptions;
-use super::{EmbeddedStore, unavailable};
-use crate::domain::{CampaignId, ExternalLeadId, Phone, from_millis, now_millis};
-use crate::events::Event;
-use crate::messages::{Message, MessageId, MessageStatus};
+use super::outbox::enqueue;
+use super::subscriptions::enabled_subscriptions;
+use super::{EmbeddedStore, corrupt, sqlite};
+use crate::domain::{
+    CampaignId, Event, ExternalLeadId, Message, MessageId, MessageStatus, Phone, from_millis,
+    now_millis, rules::MessageCounter,
+};
+use crate::store::{MessageStore, StatusRecorded, StoreError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 
 fn find(conn: &Connection, id: &MessageId) -> Result<Option<Message>, StoreError> {
-    conn.prepare_cached(
-        "SELECT campaign_id, phone, external_lead_id, original, body, links, created_at, \
-         expires_at FROM messages WHERE id = ?1 AND expires_at > ?2",
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT campaign_id, phone, external_lead_id, original, body, links, created_at, \
+             expires_at FROM messages WHERE id = ?1 AND expires_at > ?2",
+        )
+        .map_err(sqlite)?;
+    let mut rows = stmt
+        .query(params![id.as_str(), now_millis().timestamp_millis()])
+        .map_err(sqlite)?;
+    let Some(r) = rows.next().map_err(sqlite)? else {
+        return Ok(None);
+    };
+    let links: String = r.get(5).map_err(sqlite)?;
+    Ok(Some(Message {
+        id: id.clone(),
+        campaign_id: CampaignId::from_trusted(r.get(0).map_err(sqlite)?),
+        phone: Phone::from_trusted(r.get(1).map_err(sqlite)?),
+        external_lead_id: r
+            .get::<_, Option<String>>(2)
+            .map_err(sqlite)?
+            .map(ExternalLeadId::from_trusted),
+        original: r.get(3).map_err(sqlite)?,
+        body: r.get(4).map_err(sqlite)?,
+        links: serde_json::from_str(&links)
+            .map_err(|e| corrupt(format!("message {}: links: {e}", id.as_str())))?,
+        created_at: from_millis(r.get(6).map_err(sqlite)?),
+        expires_at: from_millis(r.get(7).map_err(sqlite)?),
+    }))
+}
+
+fn insert(conn: &Connection, message: &Message) -> Result<(), StoreError> {
+    let links = serde_json::to_string(&message.links).map_err(StoreError::bug)?;
+    // An expired message with this id may linger until the sweep: replace it.
+    let id = message.id.as_str();
+    conn.execute("DELETE FROM messages WHERE id = ?1", [id])
+        .map_err(sqlite)?;
+    conn.execute("DELETE FROM message_statuses WHERE message_id = ?1", [id])
+        .map_err(sqlite)?;
+    conn.execute(
+        "INSERT INTO messages (id, campaign_id, phone, external_lead_id, original, body, links, \
+         created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            id,
+            message.campaign_id.as_str(),
+            message.phone.as_str(),
+            message
+                .external_lead_id
+                .as_ref()
+                .map(ExternalLeadId::as_str),
+            message.original,
+            message.body,
+            links,
+            message.created_at.timestamp_millis(),
+            message.expires_at.timestamp_millis(),
+        ],
     )
-    .and_then(|mut s| {
-        s.query_row(params![id.as_str(), now_millis().timestamp_millis()], |r| {
-            Ok(Message {
-                id: id.clone(),
-                campaign_id: CampaignId::from_trusted(r.get(0)?),
-                phone: Phone::from_trusted(r.get(1)?),
-                external_lead_id: r
-                    .get::<_, Option<String>>(2)?
-                    .map(ExternalLeadId::from_trusted),
-                original: r.get(3)?,
-                body: r.get(4)?,
-                links: serde_json::from_str(&r.get::<_, String>(5)?).unwrap_or_default(),
-                created_at: from_millis(r.get(6)?),
-                expires_at: from_millis(r.get(7)?),
-            })
-        })
-        .optional()
-    })
-    .map_err(unavailable)
+    .map(drop)
+    .map_err(sqlite)
+}
+
+fn counter_column(counter: MessageCounter) -> &'static str {
+    match counter {
+        MessageCounter::Sent => "messages_sent",
+        MessageCounter::Delivered => "messages_delivered",
+    }
 }
 
 #[async_trait]
 impl MessageStore for EmbeddedStore {
     async fn create_message(&self, message: &Message) -> Result<Option<Message>, StoreError> {
         let message = message.clone();
-        self.write(move |conn| {
-            if let Some(existing) = find(conn, &message.id)? {
-                return Ok(Some(existing));
-            }
-            // An expired message with this id may linger until the sweep: replace it.
-            conn.execute("DELETE FROM messages WHERE id = ?1", [message.id.as_str()])
-                .and_then(|_| {
-                    conn.execute(
-                        "DELETE FROM message_statuses WHERE message_id = ?1",
-                        [message.id.as_str()],
-                    )
-                })
-                .and_then(|_| {
-                    conn.execute(
-                        "INSERT INTO messages (id, campaign_id, phone, external_lead_id, original, \
-                         body, links, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                        params![
-                            message.id.as_str(),
-                            message.campaign_id.as_str(),
-                            message.phone.as_str(),
-                            message.external_lead_id.as_ref().map(ExternalLeadId::as_str),
-                            message.original,
-                            message.body,
-                            serde_json::to_string(&message.links).unwrap_or_default(),
-                            message.created_at.timestamp_millis(),
-                            message.expires_at.timestamp_millis(),
-                        ],
-                    )
-                })
-                .map_err(unavailable)?;
-            Ok(None)
+        self.write(move |conn| match find(conn, &message.id)? {
+            Some(existing) => Ok(Some(existing)),
+            None => insert(conn, &message).map(|()| None),
         })
         .await
     }
@@ -86,6 +101,7 @@ impl MessageStore for EmbeddedStore {
         id: &MessageId,
         status: MessageStatus,
         at: DateTime<Utc>,
+        counter: Option<MessageCounter>,
         events: &[Event],
     ) -> Result<StatusRecorded, StoreError> {
         let (id, events) = (id.clone(), events.to_vec());
@@ -101,17 +117,12 @@ impl MessageStore for EmbeddedStore {
                          VALUES (?1, ?2, ?3)",
                         params![id.as_str(), status.as_str(), at],
                     )
-                    .map_err(unavailable)?
+                    .map_err(sqlite)?
                     == 1;
                 if !first {
                     return Ok(StatusRecorded::Repeated);
                 }
-                let column = match status {
-                    MessageStatus::Sent => Some("messages_sent"),
-                    MessageStatus::Delivered => Some("messages_delivered"),
-                    _ => None,
-                };
-                if let Some(column) = column {
+                if let Some(column) = counter.map(counter_column) {
                     conn.execute(
                         &format!(
                             "INSERT INTO campaign_stats (campaign_id, {column}) VALUES (?1, 1) \
@@ -119,11 +130,11 @@ impl MessageStore for EmbeddedStore {
                         ),
                         [message.campaign_id.as_str()],
                     )
-                    .map_err(unavailable)?;
+                    .map_err(sqlite)?;
                 }
-                let subs = load_subscriptions(conn)?;
+                let subs = enabled_subscriptions(conn)?;
                 for event in &events {
-                    enqueue(conn, event, &subs).map_err(unavailable)?;
+                    enqueue(conn, event, &subs)?;
                 }
                 Ok(StatusRecorded::Recorded)
             })

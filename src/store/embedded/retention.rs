@@ -1,11 +1,17 @@
 //! The sweep that keeps the embedded store's file from growing without bound: closed dedup
-//! windows, remembered counts batches, expired messages, and events and deliveries older than `AKTI_EVENT_RETENTION`.
+//! windows, remembered counts batches, expired messages, and events and deliveries older
+//! than `AKTI_EVENT_RETENTION`.
 
-use super::{Job, unavailable, write_with};
+use super::sqlite;
+use super::writer::{Job, write_with};
 use crate::domain::now_millis;
+use crate::store::StoreError;
 use rusqlite::Connection;
 use std::time::Duration;
 use tokio::sync::mpsc::WeakSender;
+
+/// How long a counts batch's name is remembered: a batch is retried within seconds.
+const BATCHES_KEPT_MS: i64 = 3_600_000;
 
 /// Sweeps every quarter of the retention, at least every minute and at most four times a
 /// second, for as long as the store is open (its writer's queue has a sender).
@@ -27,28 +33,26 @@ pub(super) fn sweep_every_while_open(jobs: WeakSender<Job>, retention: Duration)
     });
 }
 
-fn sweep(conn: &Connection, retention: Duration) -> Result<(), super::super::StoreError> {
+fn sweep(conn: &Connection, retention: Duration) -> Result<(), StoreError> {
     let now = now_millis().timestamp_millis();
     let old = now - retention.as_millis() as i64;
-    // A counts batch is retried within seconds; an hour is far beyond any retry.
-    let batches_before = now - 3_600_000;
-    conn.execute("DELETE FROM windows WHERE expires_at < ?1", [now])
-        .and_then(|_| {
-            conn.execute(
-                "DELETE FROM applied_batches WHERE applied_at < ?1",
-                [batches_before],
-            )
-        })
-        .and_then(|_| conn.execute("DELETE FROM deliveries WHERE created_at < ?1", [old]))
-        .and_then(|_| conn.execute("DELETE FROM events WHERE created_at < ?1", [old]))
-        .and_then(|_| {
-            conn.execute(
-                "DELETE FROM message_statuses WHERE message_id IN \
-                 (SELECT id FROM messages WHERE expires_at < ?1)",
-                [now],
-            )
-        })
-        .and_then(|_| conn.execute("DELETE FROM messages WHERE expires_at < ?1", [now]))
-        .map(drop)
-        .map_err(unavailable)
+    let statements: [(&str, i64); 6] = [
+        ("DELETE FROM windows WHERE expires_at < ?1", now),
+        (
+            "DELETE FROM applied_batches WHERE applied_at < ?1",
+            now - BATCHES_KEPT_MS,
+        ),
+        ("DELETE FROM deliveries WHERE created_at < ?1", old),
+        ("DELETE FROM events WHERE created_at < ?1", old),
+        (
+            "DELETE FROM message_statuses WHERE message_id IN \
+             (SELECT id FROM messages WHERE expires_at < ?1)",
+            now,
+        ),
+        ("DELETE FROM messages WHERE expires_at < ?1", now),
+    ];
+    for (sql, before) in statements {
+        conn.execute(sql, [before]).map_err(sqlite)?;
+    }
+    Ok(())
 }

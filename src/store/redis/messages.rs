@@ -1,47 +1,16 @@
-//! Messages in Redis: `akti:{q}:message:<id>`, a hash kept for `AKTI_MESSAGE_TTL`, in the
-//! `{q}` slot so that a status report, its counter and its events are one script.
+//! Messages in Redis: a hash each, in the `{q}` slot so that a status report, its counter
+//! and its events are one script; kept for `AKTI_MESSAGE_TTL`.
 
-use super::super::{MessageStore, StatusRecorded, StoreError};
-use super::events::ENQUEUE_LUA;
-use super::{LuaScript, RedisStore, eval, unavailable};
-use crate::domain::{CampaignId, ExternalLeadId, Phone, from_millis};
-use crate::events::Event;
-use crate::messages::{Message, MessageId, MessageStatus};
+use super::scripts::SCRIPTS;
+use super::{RedisStore, keys};
+use crate::domain::{
+    CampaignId, Event, ExternalLeadId, Message, MessageId, MessageStatus, Phone, from_millis,
+    rules::MessageCounter,
+};
+use crate::store::{MessageStore, StatusRecorded, StoreError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
-use std::sync::LazyLock;
-
-fn message_key(id: &MessageId) -> String {
-    format!("akti:{{q}}:message:{}", id.as_str())
-}
-
-/// Writes the message hash unless the id is taken. ARGV: ttl (ms), then field/value pairs.
-const CREATE: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
-return 1";
-
-/// Records a status once. KEYS[1] message. ARGV: status, time (ms), retention (ms), event
-/// count, then id, type, body of each event. Answers -1 unknown, 0 repeated, 1 recorded.
-const STATUS_BODY: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-local status = ARGV[1]
-if redis.call('HSETNX', KEYS[1], 's:' .. status, ARGV[2]) == 0 then return 0 end
-local campaign = redis.call('HGET', KEYS[1], 'c')
-local stats = Q .. 'stats:campaign:' .. campaign
-if status == 'sent' then redis.call('HINCRBY', stats, 'messagesSent', 1) end
-if status == 'delivered' then redis.call('HINCRBY', stats, 'messagesDelivered', 1) end
-local retention, n = tonumber(ARGV[3]), tonumber(ARGV[4])
-for i = 0, n - 1 do
-  local base = 5 + i * 3
-  enqueue(ARGV[base], ARGV[base + 1], campaign, ARGV[base + 2], tonumber(ARGV[2]), retention)
-end
-return 1";
-
-static STATUS: LazyLock<LuaScript> =
-    LazyLock::new(|| LuaScript::new(format!("{ENQUEUE_LUA}{STATUS_BODY}")));
 
 fn message_from_hash(
     id: &MessageId,
@@ -77,7 +46,8 @@ impl MessageStore for RedisStore {
         let ttl = (message.expires_at - message.created_at)
             .num_milliseconds()
             .max(1);
-        let mut cmd = eval(CREATE, &message_key(&message.id));
+        let links = serde_json::to_string(&message.links).map_err(StoreError::bug)?;
+        let mut cmd = SCRIPTS.create_message.call(&[&keys::message(&message.id)]);
         cmd.arg(ttl)
             .arg("c")
             .arg(message.campaign_id.as_str())
@@ -88,7 +58,7 @@ impl MessageStore for RedisStore {
             .arg("b")
             .arg(&message.body)
             .arg("l")
-            .arg(serde_json::to_string(&message.links).unwrap_or_default())
+            .arg(links)
             .arg("at")
             .arg(message.created_at.timestamp_millis())
             .arg("exp")
@@ -96,10 +66,7 @@ impl MessageStore for RedisStore {
         if let Some(lead) = &message.external_lead_id {
             cmd.arg("x").arg(lead.as_str());
         }
-        let created: u8 = cmd
-            .query_async(&mut self.conn())
-            .await
-            .map_err(unavailable)?;
+        let created: u8 = self.run_one(cmd).await?;
         if created == 1 {
             return Ok(None);
         }
@@ -107,11 +74,9 @@ impl MessageStore for RedisStore {
     }
 
     async fn get_message(&self, id: &MessageId) -> Result<Option<Message>, StoreError> {
-        let h: HashMap<String, String> = redis::cmd("HGETALL")
-            .arg(message_key(id))
-            .query_async(&mut self.conn())
-            .await
-            .map_err(unavailable)?;
+        let mut cmd = redis::cmd("HGETALL");
+        cmd.arg(keys::message(id));
+        let h: HashMap<String, String> = self.query(&cmd).await?;
         message_from_hash(id, h)
     }
 
@@ -120,24 +85,22 @@ impl MessageStore for RedisStore {
         id: &MessageId,
         status: MessageStatus,
         at: DateTime<Utc>,
+        counter: Option<MessageCounter>,
         events: &[Event],
     ) -> Result<StatusRecorded, StoreError> {
-        let at = at.timestamp_millis();
-        let mut cmd = STATUS.call(&message_key(id));
-        cmd.arg(status.as_str())
-            .arg(at)
+        let mut cmd = SCRIPTS.message_status.call(&[&keys::message(id)]);
+        cmd.arg(&keys::FAN_OUT[..])
+            .arg(keys::STATS[1])
+            .arg(status.as_str())
+            .arg(at.timestamp_millis())
             .arg(self.retention_ms)
-            .arg(events.len());
+            .arg(counter.map_or("", MessageCounter::name));
         for event in events {
-            cmd.arg(&event.id)
+            cmd.arg(event.id.as_str())
                 .arg(event.event_type.as_str())
                 .arg(&event.body);
         }
-        let answer: i8 = self
-            .query_scripted(&STATUS, redis::pipe().add_command(cmd))
-            .await
-            .map(|(a,): (i8,)| a)?;
-        Ok(match answer {
+        Ok(match self.run_one::<i8>(cmd).await? {
             1 => StatusRecorded::Recorded,
             0 => StatusRecorded::Repeated,
             _ => StatusRecorded::UnknownMessage,

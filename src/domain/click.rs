@@ -1,0 +1,133 @@
+//! Clicks: a lead's click on its way to the store, and the counts of clicks nobody waits for.
+
+use super::{CampaignId, Event, ShortCode};
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+
+/// A lead's human click: it opens the lead's dedup window and queues its event, unless a
+/// window is already open. Either way it counts as a click.
+#[derive(Debug, Clone)]
+pub struct LeadClick {
+    pub code: ShortCode,
+    pub campaign_id: CampaignId,
+    pub at: DateTime<Utc>,
+    pub event: Event,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClickOutcome {
+    /// A window (opened at that click time) was open: counted, no event.
+    Deduplicated { window_opened_at: DateTime<Utc> },
+    /// This click opened the window and its event is queued.
+    Emitted,
+}
+
+/// Clicks that only count (bots, previews, links without a lead, and lead clicks already
+/// known to fall in an open window), summed per link and per campaign between writes.
+#[derive(Debug, Clone, Default)]
+pub struct ClickCounts {
+    pub links: HashMap<ShortCode, Count, ahash::RandomState>,
+    pub campaigns: HashMap<CampaignId, Count, ahash::RandomState>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Count {
+    pub clicks: u64,
+    pub bot_clicks: u64,
+    /// `lead.link_clicked` events emitted.
+    pub click_events: u64,
+    /// The latest human click (unix ms), if any.
+    pub last_clicked_at: Option<i64>,
+}
+
+/// What one click adds to the counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counted {
+    Bot,
+    Human,
+    /// A human click that emitted `lead.link_clicked`.
+    HumanWithEvent,
+}
+
+impl Count {
+    fn add(&mut self, counted: Counted, at: i64) {
+        if counted == Counted::Bot {
+            self.bot_clicks += 1;
+            return;
+        }
+        self.clicks += 1;
+        self.click_events += u64::from(counted == Counted::HumanWithEvent);
+        self.last_clicked_at = Some(self.last_clicked_at.map_or(at, |l| l.max(at)));
+    }
+}
+
+impl ClickCounts {
+    /// `code` as a `&str`: a redirect has it as one, and a `ShortCode` is made only for a
+    /// link not yet counted in this interval.
+    pub fn add(&mut self, code: &str, campaign: &CampaignId, counted: Counted, at: DateTime<Utc>) {
+        let at = at.timestamp_millis();
+        match self.links.get_mut(code) {
+            Some(count) => count.add(counted, at),
+            None => (self.links)
+                .entry(ShortCode::from_trusted(code))
+                .or_default()
+                .add(counted, at),
+        }
+        match self.campaigns.get_mut(campaign) {
+            Some(count) => count.add(counted, at),
+            None => self
+                .campaigns
+                .entry(campaign.clone())
+                .or_default()
+                .add(counted, at),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.links.is_empty()
+    }
+
+    /// Empties it, keeping room for about twice as many links and campaigns as it held:
+    /// enough for the next interval without growing, while the memory of a burst is
+    /// given back once traffic falls.
+    pub fn clear(&mut self) {
+        let (links, campaigns) = (self.links.len(), self.campaigns.len());
+        self.links.clear();
+        self.campaigns.clear();
+        self.links.shrink_to(links * 2);
+        self.campaigns.shrink_to(campaigns * 2);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::from_millis;
+
+    fn counted(links: usize) -> ClickCounts {
+        let mut counts = ClickCounts::default();
+        let campaign = CampaignId::parse("c").unwrap();
+        for i in 0..links {
+            counts.add(&format!("l{i}"), &campaign, Counted::Bot, from_millis(0));
+        }
+        counts
+    }
+
+    #[test]
+    fn clearing_keeps_room_for_a_like_interval_but_not_for_a_past_burst() {
+        let mut counts = counted(10_000);
+        let room = counts.links.capacity();
+        counts.clear();
+        assert!(counts.is_empty());
+        assert_eq!(
+            counts.links.capacity(),
+            room,
+            "a like interval finds its room"
+        );
+
+        let mut quiet = counted(100);
+        quiet.links.reserve(10_000);
+        quiet.clear();
+        assert!(quiet.links.capacity() < 1_000, "{}", quiet.links.capacity());
+    }
+}

@@ -1,0 +1,92 @@
+//! Changing and deleting links in Redis.
+
+use super::{RedisStore, index_member, keys};
+use crate::domain::{Link, LinkPatch, ShortCode};
+use crate::store::redis::scripts::SCRIPTS;
+use crate::store::{LinkStore, StoreError};
+
+pub(super) async fn update_link(
+    store: &RedisStore,
+    code: &ShortCode,
+    patch: &LinkPatch,
+) -> Result<Option<Link>, StoreError> {
+    let Some(before) = store.get_link(code).await? else {
+        return Ok(None);
+    };
+    let mut after = before.clone();
+    patch.apply(&mut after);
+    let moves_identity = after.url != before.url;
+    if moves_identity {
+        store.take_identity(code, &after).await?;
+    }
+    let mut cmd = SCRIPTS.patch_link.call(&[&keys::link(code.as_str())]);
+    cmd.arg(if after.expires_at.is_none() { "1" } else { "0" });
+    cmd.arg("u").arg(after.url.as_str());
+    cmd.arg("d").arg(u8::from(after.disabled));
+    if let Some(expires) = after.expires_at {
+        cmd.arg("e").arg(expires.timestamp_millis());
+    }
+    let existed: bool = store.run_one(cmd).await?;
+    if moves_identity {
+        // Release the identity this link no longer has (or, if it vanished meanwhile,
+        // the one just bound).
+        let (c, p, u) = if existed {
+            before.identity()
+        } else {
+            after.identity()
+        };
+        let mut cmd = SCRIPTS.unbind_identity.call(&[&keys::identity(c, p, u)]);
+        cmd.arg(code.as_str());
+        store.run_one::<()>(cmd).await?;
+    }
+    Ok(existed.then_some(after))
+}
+
+impl RedisStore {
+    /// Binds the identity `after` will have to `code`, unless a live link of another code
+    /// has it (`IdentityTaken`).
+    async fn take_identity(&self, code: &ShortCode, after: &Link) -> Result<(), StoreError> {
+        let (c, p, u) = after.identity();
+        let key = keys::identity(c, p, u);
+        let mut get = redis::cmd("GET");
+        get.arg(&key);
+        let holder: Option<String> = self.query(&get).await?;
+        let dead = match holder {
+            Some(h) if h != code.as_str() => {
+                if self.get_link(&ShortCode::from_trusted(&h)).await?.is_some() {
+                    return Err(StoreError::IdentityTaken);
+                }
+                h
+            }
+            _ => String::new(),
+        };
+        let mut bind = SCRIPTS.bind_identity.call(&[&key]);
+        bind.arg(code.as_str()).arg(&dead);
+        let winner: String = self.run_one(bind).await?;
+        if winner != code.as_str() {
+            return Err(StoreError::IdentityTaken);
+        }
+        Ok(())
+    }
+}
+
+pub(super) async fn delete_link(store: &RedisStore, code: &ShortCode) -> Result<bool, StoreError> {
+    let Some(link) = store.get_link(code).await? else {
+        return Ok(false);
+    };
+    let (c, p, u) = link.identity();
+    let member = index_member(&link);
+    let mut pipe = redis::pipe();
+    let mut unbind = SCRIPTS.unbind_identity.call(&[&keys::identity(c, p, u)]);
+    unbind.arg(code.as_str());
+    pipe.add_command(unbind).ignore();
+    pipe.zrem(keys::INDEX_ALL, &member).ignore();
+    pipe.zrem(keys::campaign_index(&link.campaign_id), &member)
+        .ignore();
+    if let Some(phone) = &link.phone {
+        pipe.zrem(keys::phone_index(phone), &member).ignore();
+    }
+    pipe.del(keys::link(code.as_str()));
+    let (deleted,): (u32,) = store.run(&pipe).await?;
+    Ok(deleted > 0)
+}

@@ -1,0 +1,27 @@
+-- Adds to many counter hashes in one call, once per call name. ARGV: the call's applied
+-- key (a call whose key exists adds nothing, so a retried flush is not counted twice), how
+-- long it is kept (ms), the link and campaign stats prefixes, then how the rest is grouped:
+-- 'f': groups of six: 'l' (a link's counters) or 'c' (a campaign's), the code or campaign
+--      id, human clicks, bot clicks, events, latest human click (ms or 0);
+-- 'b': pairs of a link's code and its bot clicks, for links with nothing else to add (the
+--      most common counter: previews and scanners open every link of a campaign).
+if not redis.call('SET', ARGV[1], 1, 'NX', 'PX', ARGV[2]) then return 0 end
+local prefix = {l = ARGV[3], c = ARGV[4]}
+if ARGV[5] == 'b' then
+  for i = 6, #ARGV, 2 do
+    redis.call('HINCRBY', prefix.l .. ARGV[i], 'botClicks', ARGV[i + 1])
+  end
+  return 1
+end
+for i = 6, #ARGV, 6 do
+  local key = prefix[ARGV[i]] .. ARGV[i + 1]
+  local clicks, bots, events = tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])
+  if clicks > 0 then redis.call('HINCRBY', key, 'clicks', clicks) end
+  if bots > 0 then redis.call('HINCRBY', key, 'botClicks', bots) end
+  if events > 0 then redis.call('HINCRBY', key, 'clickEvents', events) end
+  local at = tonumber(ARGV[i + 5])
+  if at > 0 and at > tonumber(redis.call('HGET', key, 'lastClickedAt') or '0') then
+    redis.call('HSET', key, 'lastClickedAt', at)
+  end
+end
+return 1

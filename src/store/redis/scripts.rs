@@ -1,0 +1,121 @@
+//! The Lua scripts (`lua/*.lua`), and the one way they are called: by SHA1, in a pipeline
+//! (a single call is a pipeline of one), loading every script once when Redis answers
+//! `NOSCRIPT` (after a restart or a flush).
+
+use super::{RedisStore, unavailable};
+use crate::store::StoreError;
+use std::sync::LazyLock;
+
+/// One script and its SHA1.
+pub(super) struct Lua {
+    text: &'static str,
+    sha: String,
+}
+
+impl Lua {
+    fn new(text: &'static str) -> Self {
+        let sha = redis::Script::new(text).get_hash().to_owned();
+        Self { text, sha }
+    }
+
+    /// `EVALSHA` of this script with `keys`; add the arguments to the command.
+    pub(super) fn call(&self, keys: &[&str]) -> redis::Cmd {
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(&self.sha).arg(keys.len()).arg(keys);
+        cmd
+    }
+}
+
+/// A script built on the fan-out's `enqueue` (`lua/fan_out.lua` comes first).
+macro_rules! with_fan_out {
+    ($file:literal) => {
+        concat!(include_str!("lua/fan_out.lua"), include_str!($file))
+    };
+}
+
+pub(super) struct Scripts {
+    pub lead_clicks: Lua,
+    pub enqueue: Lua,
+    pub message_status: Lua,
+    pub add_counts: Lua,
+    pub claim_code: Lua,
+    pub bind_identity: Lua,
+    pub unbind_identity: Lua,
+    pub patch_link: Lua,
+    pub create_message: Lua,
+    pub move_due: Lua,
+    pub finish: Lua,
+    pub retry_now: Lua,
+}
+
+pub(super) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
+    lead_clicks: Lua::new(with_fan_out!("lua/lead_clicks.lua")),
+    enqueue: Lua::new(with_fan_out!("lua/enqueue.lua")),
+    message_status: Lua::new(with_fan_out!("lua/message_status.lua")),
+    add_counts: Lua::new(include_str!("lua/add_counts.lua")),
+    claim_code: Lua::new(include_str!("lua/claim_code.lua")),
+    bind_identity: Lua::new(include_str!("lua/bind_identity.lua")),
+    unbind_identity: Lua::new(include_str!("lua/unbind_identity.lua")),
+    patch_link: Lua::new(include_str!("lua/patch_link.lua")),
+    create_message: Lua::new(include_str!("lua/create_message.lua")),
+    move_due: Lua::new(include_str!("lua/move_due.lua")),
+    finish: Lua::new(include_str!("lua/finish.lua")),
+    retry_now: Lua::new(include_str!("lua/retry_now.lua")),
+});
+
+impl Scripts {
+    fn all(&self) -> [&Lua; 12] {
+        [
+            &self.lead_clicks,
+            &self.enqueue,
+            &self.message_status,
+            &self.add_counts,
+            &self.claim_code,
+            &self.bind_identity,
+            &self.unbind_identity,
+            &self.patch_link,
+            &self.create_message,
+            &self.move_due,
+            &self.finish,
+            &self.retry_now,
+        ]
+    }
+}
+
+impl RedisStore {
+    /// Runs a pipeline that calls scripts. When Redis does not know a script, every script
+    /// is loaded and the pipeline runs once more: a `NOSCRIPT` answer means that script
+    /// call did nothing, and every other command of our pipelines may run twice (each is
+    /// idempotent or answers the same the second time).
+    pub(super) async fn run<T: redis::FromRedisValue>(
+        &self,
+        pipe: &redis::Pipeline,
+    ) -> Result<T, StoreError> {
+        match pipe.query_async(&mut self.conn()).await {
+            Err(e) if e.code() == Some("NOSCRIPT") => {
+                let mut load = redis::pipe();
+                for script in SCRIPTS.all() {
+                    load.cmd("SCRIPT").arg("LOAD").arg(script.text).ignore();
+                }
+                load.query_async::<()>(&mut self.conn())
+                    .await
+                    .map_err(unavailable)?;
+                pipe.query_async(&mut self.conn())
+                    .await
+                    .map_err(unavailable)
+            }
+            other => other.map_err(unavailable),
+        }
+    }
+
+    /// One script call, through [`RedisStore::run`].
+    pub(super) async fn run_one<T: redis::FromRedisValue>(
+        &self,
+        cmd: redis::Cmd,
+    ) -> Result<T, StoreError> {
+        let mut pipe = redis::pipe();
+        pipe.add_command(cmd);
+        let (answer,): (T,) = self.run(&pipe).await?;
+        Ok(answer)
+    }
+}

@@ -1,0 +1,71 @@
+//! The store contract: the same behaviour from both backends, called through the store's
+//! ports directly.
+
+mod clicks;
+mod links;
+mod outbox;
+mod rules;
+
+use crate::helpers::{Backend, RETENTION, RedisServer};
+use akti_link::domain::{
+    CampaignId, Destination, NewLink, Phone, ShortCode, Subscription, SubscriptionFilter,
+    SubscriptionId,
+};
+use akti_link::store::{Store, embedded::EmbeddedStore, redis::RedisStore};
+
+/// A store of `backend` with whatever keeps it alive.
+struct Fixture {
+    store: Box<dyn Store>,
+    _dir: Option<tempfile::TempDir>,
+    _redis: Option<RedisServer>,
+}
+
+fn open(backend: Backend) -> Fixture {
+    match backend {
+        Backend::Embedded => {
+            let dir = tempfile::tempdir().unwrap();
+            Fixture {
+                store: Box::new(EmbeddedStore::open(dir.path(), RETENTION).unwrap()),
+                _dir: Some(dir),
+                _redis: None,
+            }
+        }
+        Backend::Redis => {
+            let redis = RedisServer::start();
+            Fixture {
+                store: Box::new(RedisStore::connect(&redis.url(), RETENTION).unwrap()),
+                _dir: None,
+                _redis: Some(redis),
+            }
+        }
+    }
+}
+
+fn new_link(campaign: &str, phone: Option<&str>, url: &str) -> NewLink {
+    NewLink {
+        campaign_id: CampaignId::parse(campaign).unwrap(),
+        phone: phone.map(|p| Phone::parse(p).unwrap()),
+        external_lead_id: None,
+        url: Destination::parse(url).unwrap(),
+        code: None,
+        expires_at: None,
+    }
+}
+
+fn with_code(mut link: NewLink, code: &str) -> NewLink {
+    link.code = Some(ShortCode::parse(code).unwrap());
+    link
+}
+
+/// A subscription to every event, named `id`.
+fn subscription(id: &str) -> Subscription {
+    Subscription {
+        id: SubscriptionId::from_trusted(id.into()),
+        url: "https://hooks.test/".into(),
+        filter: SubscriptionFilter::default(),
+        description: None,
+        secret: akti_link::dispatch::signing::new_secret(),
+        created_at: akti_link::domain::now_millis(),
+        disabled: false,
+    }
+}

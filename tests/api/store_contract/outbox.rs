@@ -1,0 +1,160 @@
+//! The outbox: claims, outcomes and the delivery log.
+
+use super::{open, subscription};
+use crate::helpers::Backend;
+use crate::on_both_stores;
+use akti_link::domain::{CampaignId, Position};
+use std::collections::HashSet;
+
+on_both_stores!(
+    the_delivery_log_pages_through_events_of_the_same_millisecond,
+    deliveries_of_a_disabled_subscription_are_released_as_failed,
+    an_outcome_written_twice_is_recorded_once,
+);
+
+/// Many events of one millisecond, most of them filtered out: every page terminates and
+/// each delivery appears exactly once.
+async fn the_delivery_log_pages_through_events_of_the_same_millisecond(backend: Backend) {
+    use akti_link::domain::DeliveryStatus;
+    use akti_link::domain::{Event, EventId, EventType};
+    let f = open(backend);
+    let sub = subscription("sub_log");
+    f.store.create_subscription(&sub).await.unwrap();
+    let at = akti_link::domain::now_millis();
+    let events: Vec<Event> = (0..250)
+        .map(|i| Event {
+            id: EventId::from_trusted(format!("evt_{i:04}")),
+            event_type: EventType::LinkSent,
+            campaign_id: CampaignId::parse("c").unwrap(),
+            body: "{}".into(),
+            created_at: at,
+        })
+        .collect();
+    f.store.enqueue_events(&events).await.unwrap();
+    let none = f
+        .store
+        .list_deliveries(&sub.id, Some(DeliveryStatus::Delivered), None, 10)
+        .await
+        .unwrap();
+    assert!(none.items.is_empty() && none.next_cursor.is_none());
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = f
+            .store
+            .list_deliveries(
+                &sub.id,
+                Some(DeliveryStatus::Pending),
+                cursor.as_deref().and_then(Position::parse),
+                40,
+            )
+            .await
+            .unwrap();
+        seen.extend(page.items.into_iter().map(|d| d.event_id));
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    let unique: HashSet<&EventId> = seen.iter().collect();
+    assert_eq!(seen.len(), 250);
+    assert_eq!(unique.len(), 250);
+}
+
+/// Deliveries queued before their subscription was disabled are not handed out: the claim
+/// releases them, all at once, and records them as failed (replayable).
+async fn deliveries_of_a_disabled_subscription_are_released_as_failed(backend: Backend) {
+    use akti_link::domain::{DeliveryStatus, SubscriptionPatch};
+    use akti_link::domain::{Event, EventId, EventType};
+    use std::time::Duration;
+    let f = open(backend);
+    let sub = subscription("sub_off");
+    f.store.create_subscription(&sub).await.unwrap();
+    // More than one call of the outcome script holds (64).
+    let events: Vec<Event> = (0..100)
+        .map(|i| Event {
+            id: EventId::from_trusted(format!("evt_{i:04}")),
+            event_type: EventType::LinkSent,
+            campaign_id: CampaignId::parse("c").unwrap(),
+            body: "{}".into(),
+            created_at: akti_link::domain::now_millis(),
+        })
+        .collect();
+    f.store.enqueue_events(&events).await.unwrap();
+    let off = SubscriptionPatch {
+        disabled: Some(true),
+        ..Default::default()
+    };
+    f.store.update_subscription(&sub.id, &off).await.unwrap();
+
+    let lease = Duration::from_secs(60);
+    let claimed = f
+        .store
+        .claim_deliveries("test", 128, Duration::ZERO, lease)
+        .await
+        .unwrap();
+    assert!(claimed.is_empty(), "{} handed out", claimed.len());
+    let failed = f
+        .store
+        .list_deliveries(&sub.id, Some(DeliveryStatus::Failed), None, 200)
+        .await
+        .unwrap();
+    assert_eq!(failed.items.len(), 100);
+    assert_eq!(f.store.queue_depth().await.unwrap().pending, 0);
+    let again = f
+        .store
+        .claim_deliveries("test", 128, Duration::ZERO, lease)
+        .await
+        .unwrap();
+    assert!(again.is_empty());
+}
+
+/// The dispatcher writes outcomes again when a write timed out (and may have run): the
+/// second write must not add the attempt again or schedule the retry twice.
+async fn an_outcome_written_twice_is_recorded_once(backend: Backend) {
+    use akti_link::domain::{Attempt, DeliveryOutcome};
+    use akti_link::domain::{Event, EventId, EventType};
+    use std::time::Duration;
+    let f = open(backend);
+    let sub = subscription("sub_twice");
+    f.store.create_subscription(&sub).await.unwrap();
+    let event = Event {
+        id: EventId::from_trusted("evt_twice".into()),
+        event_type: EventType::LinkSent,
+        campaign_id: CampaignId::parse("c").unwrap(),
+        body: "{}".into(),
+        created_at: akti_link::domain::now_millis(),
+    };
+    f.store.enqueue_events(&[event]).await.unwrap();
+    let lease = Duration::from_secs(60);
+    let claimed = f
+        .store
+        .claim_deliveries("test", 10, Duration::ZERO, lease)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    let attempt = Attempt {
+        at: akti_link::domain::from_millis(1_796_083_200_000),
+        status_code: Some(500),
+        error: Some("HTTP 500".into()),
+        duration_ms: 3,
+    };
+    let soon = akti_link::domain::now_millis() + chrono::Duration::milliseconds(50);
+    let done = [(claimed[0].clone(), DeliveryOutcome::Retry(attempt, soon))];
+    f.store.finish_deliveries(&done).await.unwrap();
+    f.store.finish_deliveries(&done).await.unwrap();
+    let log = f
+        .store
+        .list_deliveries(&sub.id, None, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(log.items[0].attempts.len(), 1, "one attempt recorded");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let due = f
+        .store
+        .claim_deliveries("test", 10, Duration::ZERO, lease)
+        .await
+        .unwrap();
+    assert_eq!(due.len(), 1, "the retry is due once");
+    assert_eq!(due[0].task.attempts_made, 1);
+}
