@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
-"""Same-session A/B of two akti-link binaries on the redirect path (S1 and S2, Redis).
+"""Same-session A/B of two akti-link binaries on the redirect path (S1, S2, S3; Redis).
 
     bench/ab.py OLD_BINARY NEW_BINARY          # e.g. a release build of another commit
 
-Each binary gets its own Redis and 100,000 links; then nginx, S1 (bot clicks) and S2
-(human clicks in open windows) are measured in interleaved rounds (the order of the two
-binaries alternates), and medians are printed as req/s and as ratios to nginx from the
-same rounds. Uses bench/run.py's helpers, so bench/run.sh must have run once (nginx, wrk).
+Each binary gets its own Redis and 100,000 links on each of two instances; then nginx,
+S1 (bot clicks), S2 (human clicks in open windows) and S3 (human clicks that each open a
+window and queue an event: a 1 ms window) are measured in interleaved rounds (the order
+of the two binaries alternates), and medians are printed as req/s and as ratios to nginx
+from the same rounds. Uses bench/run.py's helpers, so bench/run.sh must have run once (nginx, wrk).
 BENCH_AB_ROUNDS (default 3) and BENCH_AB_SECONDS (default 8) set the rounds.
 Environment for one side only: BENCH_AB_ENV_OLD / BENCH_AB_ENV_NEW, e.g.
 "MIMALLOC_PURGE_DELAY=0".
@@ -35,20 +36,24 @@ def main():
         extra = os.environ.get(f"BENCH_AB_ENV_{side.upper()}", "")
         env = dict(pair.split("=", 1) for pair in extra.split())
         service = bench.Service(side, {"AKTI_REDIS_URL": redis.url}, AKTI_DEDUP_WINDOW="1h", **env)
+        fresh = bench.Service(f"{side}-fresh", {"AKTI_REDIS_URL": redis.url}, AKTI_DEDUP_WINDOW="1ms", **env)
         codes, rate = service.bulk(100_000, "repeat", "1")
+        fresh_codes, _ = fresh.bulk(100_000, "fresh", "2")
         bench.log(f"{side}: {binary}, bulk {rate:,.0f} links/s")
         codes_file = bench.write_codes(codes, f"ab-{side}")
-        # Opens every lead's window, so that S2's human clicks are repeats.
+        fresh_file = bench.write_codes(fresh_codes, f"ab-{side}-fresh")
+        # Opens every lead's window, so that S2's human clicks are repeats; caches S3's links.
         bench.wrk(service.public, codes_file, bench.HUMAN, seconds=20)
-        services[side] = (service, codes_file)
+        bench.wrk(fresh.public, fresh_file, bench.BOT, seconds=SECONDS)
+        services[side] = {"S1": (service, codes_file), "S2": (service, codes_file), "S3": (fresh, fresh_file)}
 
     rates = {}
     for r in range(ROUNDS):
         nginx_url = f"http://127.0.0.1:{nginx_port}"
-        rates.setdefault("nginx", []).append(bench.wrk(nginx_url, services["old"][1], bench.HUMAN, SECONDS)[0])
-        for scenario, agent in [("S1", bench.BOT), ("S2", bench.HUMAN)]:
+        rates.setdefault("nginx", []).append(bench.wrk(nginx_url, services["old"]["S1"][1], bench.HUMAN, SECONDS)[0])
+        for scenario, agent in [("S1", bench.BOT), ("S2", bench.HUMAN), ("S3", bench.HUMAN)]:
             for side in ["old", "new"] if r % 2 == 0 else ["new", "old"]:
-                service, codes_file = services[side]
+                service, codes_file = services[side][scenario]
                 rates.setdefault(f"{side} {scenario}", []).append(
                     bench.wrk(service.public, codes_file, agent, SECONDS)[0])
         bench.log(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:,.0f}" for k, v in rates.items()))

@@ -7,8 +7,8 @@ use clap::Parser;
 use std::process::ExitCode;
 
 /// mimalloc instead of the system allocator: a redirect makes some forty short-lived
-/// allocations (hyper, axum, the cache), and glibc's malloc was a quarter of the redirect
-/// path's instructions (measured with callgrind; see the README's Benchmark section).
+/// allocations (hyper, axum, the cache), where glibc's malloc costs a good part of the
+/// redirect path (`bench/NOTES.md`).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

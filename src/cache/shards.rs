@@ -4,18 +4,13 @@
 //! Split into shards, each an `lru::LruCache` behind its own lock, so that redirects on
 //! different cores rarely wait for each other; a lock is held for one map operation,
 //! never across an await. The capacity is shared, not divided: when the whole holds more
-//! than `capacity` entries, the shard taking a new entry drops its least recently used.
-//! (Equal fixed parts would make a shard that the hash gave a few more codes than its
-//! part evict on every miss while others had room: under a campaign that cycles through
-//! as many links as the capacity, half the shards missed every time.)
+//! than `capacity` entries, the shard taking a new entry drops its least recently used
+//! (equal fixed parts would make a shard that the hash gave more codes evict while others
+//! have room).
 //!
 //! The entry is its own key (hashed and compared by its code), so a shard's list node is
-//! one pointer and two links, 24 bytes.
-//!
-//! Why not moka (which the click recorder uses for its windows): measured in isolation,
-//! moka costs about 300 bytes per entry of its own (its per-entry nodes, timer wheel and
-//! frequency sketch), `lru` as used here about 50 (node and hash table), and the redirect
-//! cache's memory target is 300 bytes per link all told.
+//! one pointer and two links. Not moka: its bookkeeping per entry alone is about the whole
+//! budget of a cached link (`bench/NOTES.md`).
 
 use super::entry::CachedLink;
 use lru::LruCache;

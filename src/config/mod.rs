@@ -373,6 +373,36 @@ mod tests {
         assert!(!err.contains("hunter2"), "{err}");
     }
 
+    /// The README's configuration table is the settings, with their defaults.
+    #[test]
+    fn the_readme_table_lists_every_setting_with_its_default() {
+        let readme = include_str!("../../README.md");
+        let rows: std::collections::HashMap<&str, &str> = readme
+            .lines()
+            .filter_map(|line| {
+                let cells: Vec<&str> = line.strip_prefix("| `AKTI_")?.split(" | ").collect();
+                let env = line[3..].split('`').next()?;
+                Some((env, cells.last()?.trim_end_matches(" |").trim()))
+            })
+            .collect();
+        for setting in SETTINGS {
+            let shown = rows
+                .get(setting.env)
+                .unwrap_or_else(|| panic!("{} is not in the README", setting.env));
+            if setting.default.is_empty() {
+                assert!(shown.starts_with("unset"), "{}: {shown}", setting.env);
+            } else {
+                assert_eq!(*shown, format!("`{}`", setting.default), "{}", setting.env);
+            }
+        }
+        for env in rows.keys().filter(|env| **env != "AKTI_CONFIG") {
+            assert!(
+                SETTINGS.iter().any(|s| s.env == *env),
+                "the README lists {env}, no setting"
+            );
+        }
+    }
+
     #[test]
     fn every_default_parses() {
         for setting in SETTINGS {

@@ -79,8 +79,8 @@ pub struct Dispatcher {
     metrics: DeliveryMetrics,
 }
 
-/// Metric handles registered once: a registry lookup per delivery (labels hashed, a
-/// sharded map searched) showed in the dispatcher's profile.
+/// Metric handles registered once, not looked up (labels hashed, a map searched) per
+/// delivery.
 struct DeliveryMetrics {
     attempt_seconds: metrics::Histogram,
     delivered: metrics::Counter,

@@ -6,31 +6,13 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::process::Command;
 
-const CONTRACT_VARIABLES: [&str; 16] = [
-    "AKTI_CONFIG",
-    "AKTI_PUBLIC_ADDR",
-    "AKTI_ADMIN_ADDR",
-    "AKTI_BASE_URL",
-    "AKTI_REDIS_URL",
-    "AKTI_DATA_DIR",
-    "AKTI_ADMIN_TOKEN",
-    "AKTI_DEDUP_WINDOW",
-    "AKTI_WEBHOOK_TIMEOUT",
-    "AKTI_WEBHOOK_RETRY_SCHEDULE",
-    "AKTI_WEBHOOK_ALLOW_PRIVATE",
-    "AKTI_CODE_LENGTH",
-    "AKTI_MESSAGE_TTL",
-    "AKTI_TWILIO_AUTH_TOKEN",
-    "AKTI_LOG",
-    "AKTI_EVENT_RETENTION",
-];
-
 #[test]
 fn help_lists_every_contract_variable() {
     let output = Command::new(binary_path()).arg("--help").output().unwrap();
     assert!(output.status.success());
     let help = String::from_utf8(output.stdout).unwrap();
-    for var in CONTRACT_VARIABLES {
+    let settings = akti_link::config::SETTINGS.iter().map(|s| s.env);
+    for var in settings.chain(["AKTI_CONFIG"]) {
         assert!(help.contains(var), "--help does not mention {var}");
     }
 }

@@ -4,8 +4,8 @@
 //! without stopping at the first match, so that neither the content nor the length of a
 //! token leaks through timing. Tokens are never logged.
 
-use super::super::AppState;
-use super::super::error::ApiError;
+use crate::http::AppState;
+use crate::http::error::ApiError;
 use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::Next;

@@ -1,13 +1,13 @@
 //! `/v1/links`: create (single and bulk), get, patch, delete and list links.
 
-use super::super::AppState;
-use super::super::error::ApiError;
-use super::super::extract::{Json, Path, Query, cursor, page_limit};
-use super::super::schema;
 use crate::domain::{
     CampaignId, Destination, ExternalLeadId, InvalidValue, Link, LinkPatch, NewLink, Phone,
     Position, ShortCode, format_time, from_millis,
 };
+use crate::http::AppState;
+use crate::http::error::ApiError;
+use crate::http::extract::{Json, Path, Query, cursor, page_limit};
+use crate::http::schema;
 use crate::store::LinkQuery;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -128,7 +128,7 @@ pub struct PatchLink {
     url: Option<String>,
     disabled: Option<bool>,
     /// `null` removes the expiry.
-    #[serde(default, deserialize_with = "super::super::extract::present")]
+    #[serde(default, deserialize_with = "crate::http::extract::present")]
     #[schema(value_type = Option<schema::Time>)]
     expires_at: Option<Option<String>>,
 }

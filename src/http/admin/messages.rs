@@ -1,14 +1,14 @@
 //! `/v1/messages`: put the lead's short links into an SMS body, and take the sender's
 //! status reports.
 
-use super::super::AppState;
-use super::super::error::ApiError;
-use super::super::extract::{Json, Path};
-use super::super::schema;
 use crate::domain::{
     CampaignId, ExternalLeadId, InvalidValue, MAX_BODY_CHARS, Message, MessageId, MessageStatus,
     Phone, from_millis,
 };
+use crate::http::AppState;
+use crate::http::error::ApiError;
+use crate::http::extract::{Json, Path};
+use crate::http::schema;
 use crate::service::{Compose, NewMessage};
 use crate::store::StatusRecorded;
 use axum::extract::State;

@@ -1,11 +1,11 @@
 //! Click and message counters of a link and of a campaign.
 
-use super::super::AppState;
-use super::super::error::ApiError;
-use super::super::extract::Path;
-use super::super::schema;
 use crate::domain::Stats;
 use crate::domain::{CampaignId, ShortCode, format_time};
+use crate::http::AppState;
+use crate::http::error::ApiError;
+use crate::http::extract::Path;
+use crate::http::schema;
 use axum::Json;
 use axum::extract::State;
 use serde::Serialize;

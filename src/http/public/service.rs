@@ -1,12 +1,11 @@
 //! The public listener as one service, with a shortcut for redirects.
 //!
-//! A redirect is the hot path of the whole service. Through the router, each one paid for
-//! route matching, two request extensions (the matched path and the path parameters) and a
-//! boxed clone of the route per layer (metrics, panic guard, body limit): about a fifth of
-//! the instructions of a cached redirect, measured with callgrind. [`PublicService`]
-//! recognises `GET|HEAD /{code}` itself and calls [`follow`] directly, with the same
-//! metrics and panic guard; every other request goes through the router, which has the
-//! same `/{code}` route calling the same function, so both ways give the same answer.
+//! A redirect is the hot path of the whole service, and through the router it pays for
+//! route matching, two request extensions and a boxed clone of the route per layer.
+//! [`PublicService`] recognises `GET|HEAD /{code}` itself and calls [`follow`] directly,
+//! with the same metrics and panic guard; every other request goes through the router,
+//! which has the same `/{code}` route calling the same function, so both ways give the
+//! same answer.
 
 use super::{follow, not_found};
 use crate::http::AppState;

@@ -1,12 +1,12 @@
 //! The bodies and parameters of `/v1/webhooks`, and their validation.
 
-use super::super::super::error::ApiError;
-use super::super::super::extract::page_limit;
-use super::super::super::schema;
 use crate::domain::{
     Attempt, CampaignId, DeliveryRecord, DeliveryStatus, Destination, EventType, Subscription,
     SubscriptionFilter, format_time,
 };
+use crate::http::error::ApiError;
+use crate::http::extract::page_limit;
+use crate::http::schema;
 use crate::service::{NewSubscription, SubscriptionChange};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -74,14 +74,14 @@ pub struct PatchWebhook {
     #[schema(value_type = Option<schema::WebhookUrl>)]
     url: Option<String>,
     /// `null` for every event type.
-    #[serde(default, deserialize_with = "super::super::super::extract::present")]
+    #[serde(default, deserialize_with = "crate::http::extract::present")]
     #[schema(value_type = Option<Vec<schema::EventType>>, min_items = 1)]
     event_types: Option<Option<Vec<String>>>,
     /// `null` for every campaign.
-    #[serde(default, deserialize_with = "super::super::super::extract::present")]
+    #[serde(default, deserialize_with = "crate::http::extract::present")]
     #[schema(value_type = Option<Vec<schema::CampaignId>>, min_items = 1, max_items = 1000)]
     campaign_ids: Option<Option<Vec<String>>>,
-    #[serde(default, deserialize_with = "super::super::super::extract::present")]
+    #[serde(default, deserialize_with = "crate::http::extract::present")]
     #[schema(value_type = Option<String>, max_length = 1024)]
     description: Option<Option<String>>,
     /// `false` re-enables a subscription disabled by a 410.

@@ -2,10 +2,10 @@
 
 mod bodies;
 
-use super::super::AppState;
-use super::super::error::ApiError;
-use super::super::extract::{Json, Path, Query, cursor, page_limit};
 use crate::domain::{EventId, Position, SubscriptionId};
+use crate::http::AppState;
+use crate::http::error::ApiError;
+use crate::http::extract::{Json, Path, Query, cursor, page_limit};
 use crate::service::SubscribeError;
 use axum::extract::State;
 use axum::http::StatusCode;
