@@ -30,6 +30,8 @@ const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
 pub enum StartError {
     #[error("cannot open the store: {0}")]
     Store(#[from] StoreError),
+    #[error("{0}")]
+    Layout(#[from] crate::store::redis::LayoutMismatch),
     #[error("cannot build the webhook client: {0}")]
     WebhookClient(#[from] reqwest::Error),
     #[error("cannot listen on {addr}: {source}")]
@@ -56,14 +58,19 @@ pub struct App {
 type Backend = (Arc<dyn Store>, Option<Arc<dyn ChangeFeed>>);
 
 /// The store, and its change feed when other instances share it.
-fn open_store(config: &Config) -> Result<Backend, StoreError> {
+async fn open_store(config: &Config) -> Result<Backend, StartError> {
     Ok(match config.store() {
         StoreConfig::Embedded { data_dir } => (
             Arc::new(EmbeddedStore::open(&data_dir, config.event_retention)?),
             None,
         ),
         StoreConfig::Redis { url } => {
-            let redis = Arc::new(RedisStore::connect(&url, config.event_retention)?);
+            let redis = Arc::new(RedisStore::connect(
+                &url,
+                config.event_retention,
+                config.redis_wait_replicas,
+            )?);
+            redis.prepare().await?;
             (redis.clone(), Some(redis))
         }
     })
@@ -72,7 +79,7 @@ fn open_store(config: &Config) -> Result<Backend, StoreError> {
 impl App {
     /// Opens the store and binds both listeners; serves nothing until [`App::run`].
     pub async fn build(config: Config) -> Result<Self, StartError> {
-        let (store, feed) = open_store(&config)?;
+        let (store, feed) = open_store(&config).await?;
         let bind = |addr: SocketAddr| async move {
             TcpListener::bind(addr)
                 .await

@@ -103,7 +103,8 @@ settings! {
     base_url: String = "AKTI_BASE_URL", parse::origin,
         "Origin of short URLs", default "https://link.akti.fyi";
     redis_url: Option<String> = "AKTI_REDIS_URL", parse::redis_url,
-        "redis:// or rediss:// URL of the shared store", unset "the embedded store";
+        "redis:// or rediss:// URL of the shared store; several, comma-separated, for the nodes of a Redis Cluster",
+        unset "the embedded store";
     data_dir: PathBuf = "AKTI_DATA_DIR", parse::path,
         "Directory of the embedded store's files", default "./data";
     admin_token: Vec<String> = "AKTI_ADMIN_TOKEN", parse::tokens,
@@ -144,6 +145,9 @@ settings! {
         default "10s";
     idle_timeout: Duration = "AKTI_IDLE_TIMEOUT", parse::positive_duration,
         "Time a connection may stay open between requests", default "75s";
+    redis_wait_replicas: u32 = "AKTI_REDIS_WAIT_REPLICAS", parse::count,
+        "Replicas that must hold a human click's event before its redirect is answered (Redis WAIT, once per batch of clicks)",
+        default "0";
 }
 
 /// Accepts a TOML string, integer, float or boolean as its text, so the file may say
@@ -232,8 +236,9 @@ impl Config {
 
     /// The name start-up logs for the store in use.
     pub fn store_name(&self) -> &'static str {
-        match self.redis_url {
+        match &self.redis_url {
             None => "embedded (SQLite)",
+            Some(url) if url.contains(',') => "redis cluster",
             Some(_) => "redis",
         }
     }

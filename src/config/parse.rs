@@ -77,6 +77,12 @@ pub(super) fn positive<T: std::str::FromStr + PartialOrd + Default>(
         .ok_or_else(|| bad(var, format!("expected a positive number, got {s:?}")))
 }
 
+/// A whole number, 0 included.
+pub(super) fn count(var: &str, s: &str) -> Result<u32, ConfigError> {
+    s.parse::<u32>()
+        .map_err(|_| bad(var, format!("expected a whole number, got {s:?}")))
+}
+
 pub(super) fn code_length(var: &str, s: &str) -> Result<usize, ConfigError> {
     s.parse::<usize>()
         .ok()
@@ -108,25 +114,30 @@ pub(super) fn fallback(var: &str, s: &str) -> Result<Option<String>, ConfigError
         .map_err(|e| bad(var, e.message))
 }
 
-/// One `redis://` or `rediss://` URL; empty is unset (the embedded store). Never echoed:
-/// it may carry a password.
+/// One `redis://` or `rediss://` URL, or several, comma-separated (the nodes of a Redis
+/// Cluster); empty is unset (the embedded store). Never echoed: it may carry a password.
 pub(super) fn redis_url(var: &str, s: &str) -> Result<Option<String>, ConfigError> {
     let s = s.trim();
     if s.is_empty() {
         return Ok(None);
     }
-    if s.contains(',') {
-        return Err(bad(
-            var,
-            "Redis Cluster (several URLs) is not supported by this build yet; give one URL",
-        ));
-    }
-    match url::Url::parse(s) {
-        Ok(u) if matches!(u.scheme(), "redis" | "rediss") && u.host_str().is_some() => {
-            Ok(Some(s.to_owned()))
+    let urls: Vec<&str> = s.split(',').map(str::trim).collect();
+    for (n, u) in urls.iter().enumerate() {
+        match url::Url::parse(u) {
+            Ok(u) if matches!(u.scheme(), "redis" | "rediss") && u.host_str().is_some() => {}
+            _ => {
+                return Err(bad(
+                    var,
+                    format!(
+                        "URL {} of {}: expected a redis:// or rediss:// URL with a host",
+                        n + 1,
+                        urls.len()
+                    ),
+                ));
+            }
         }
-        _ => Err(bad(var, "expected a redis:// or rediss:// URL with a host")),
     }
+    Ok(Some(urls.join(",")))
 }
 
 /// A `RUST_LOG`-style filter.

@@ -45,6 +45,11 @@ const CLAIM_WAIT: Duration = Duration::from_millis(500);
 const DEFER: Duration = Duration::from_millis(200);
 /// Most outcomes written in one store call.
 const FINISH_BATCH: usize = 512;
+/// How often a dispatcher says it is alive, and how long each saying lasts: a dead
+/// instance's deliveries are taken over within about `HEARTBEAT_TTL` and a second (the
+/// contract allows ten), while a few missed writes do not make a live one look dead.
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
+const HEARTBEAT_TTL: Duration = Duration::from_secs(5);
 
 /// A subscription's slots, and how many deliveries wait for one.
 struct Slots {
@@ -143,6 +148,13 @@ impl Dispatcher {
     /// does not finish stays leased in the store and is sent again after the lease.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken, drain: Duration) {
         let gauges = tokio::spawn(report_queue(self.store.clone(), shutdown.clone()));
+        // Alive until the last attempt in flight has finished, not just until shutdown.
+        let alive = CancellationToken::new();
+        let heartbeat = tokio::spawn(keep_alive(
+            self.store.clone(),
+            self.consumer.clone(),
+            alive.clone(),
+        ));
         let (finished, outcomes) = mpsc::channel::<Finished>(FINISH_BATCH * 4);
         let finisher = tokio::spawn(write_outcomes(self.store.clone(), outcomes));
         while !shutdown.is_cancelled() {
@@ -201,6 +213,8 @@ impl Dispatcher {
         if tokio::time::timeout(drain, finisher).await.is_err() {
             tracing::warn!("delivery outcomes not written at shutdown; they will be sent again");
         }
+        alive.cancel();
+        let _ = heartbeat.await;
         gauges.abort();
     }
 
@@ -302,6 +316,23 @@ async fn report_queue(store: Arc<dyn Outbox>, shutdown: CancellationToken) {
             metrics::gauge!("akti_webhook_queue_depth").set(depth.pending as f64);
             metrics::gauge!("akti_webhook_oldest_pending_seconds")
                 .set(depth.oldest.map_or(0.0, |d| d.as_secs_f64()));
+        }
+    }
+}
+
+/// Says every [`HEARTBEAT_EVERY`] that this dispatcher is alive, until `alive` is
+/// cancelled: when it stops saying so (the process died), other instances take its
+/// deliveries over within [`HEARTBEAT_TTL`] rather than after their lease.
+async fn keep_alive(store: Arc<dyn Outbox>, consumer: String, alive: CancellationToken) {
+    let mut every = tokio::time::interval(HEARTBEAT_EVERY);
+    loop {
+        tokio::select! {
+            () = alive.cancelled() => return,
+            _ = every.tick() => {
+                if let Err(e) = store.keep_alive(&consumer, HEARTBEAT_TTL).await {
+                    tracing::debug!(error = %e, "heartbeat not written");
+                }
+            }
         }
     }
 }

@@ -14,3 +14,43 @@ pub struct Stats {
     pub messages_sent: u64,
     pub messages_delivered: u64,
 }
+
+impl Stats {
+    /// Adds the counters of another part of the same link or campaign (a store that keeps
+    /// them in parts sums them when read).
+    pub fn add(&mut self, other: &Stats) {
+        self.clicks += other.clicks;
+        self.click_events += other.click_events;
+        self.bot_clicks += other.bot_clicks;
+        self.messages_sent += other.messages_sent;
+        self.messages_delivered += other.messages_delivered;
+        self.last_clicked_at = self.last_clicked_at.max(other.last_clicked_at);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::from_millis;
+
+    #[test]
+    fn parts_add_up_and_the_latest_click_wins() {
+        let mut total = Stats {
+            clicks: 1,
+            last_clicked_at: Some(from_millis(5)),
+            ..Stats::default()
+        };
+        total.add(&Stats {
+            clicks: 2,
+            bot_clicks: 3,
+            messages_sent: 4,
+            last_clicked_at: Some(from_millis(9)),
+            ..Stats::default()
+        });
+        total.add(&Stats::default());
+        assert_eq!(total.clicks, 3);
+        assert_eq!(total.bot_clicks, 3);
+        assert_eq!(total.messages_sent, 4);
+        assert_eq!(total.last_clicked_at, Some(from_millis(9)));
+    }
+}

@@ -12,8 +12,9 @@ use std::time::Duration;
 /// The store's handle of a delivery leased to a dispatcher.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lease {
-    /// A stream entry, acknowledged when the outcome is written (Redis).
-    Entry(String),
+    /// An entry of one of the store's streams, acknowledged when the outcome is written
+    /// (Redis: a stream per partition).
+    Entry { stream: usize, id: String },
     /// The delivery's own row, which holds its lease (SQLite).
     Row,
 }
@@ -74,4 +75,12 @@ pub trait Outbox: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
 
     async fn queue_depth(&self) -> Result<QueueDepth, StoreError>;
+
+    /// Says that `consumer` is alive for `ttl` more. Deliveries leased to a consumer that
+    /// stopped saying so are handed out again at once rather than after their lease. A
+    /// store used by one process only, which takes back its leases when it opens, needs
+    /// nothing of it.
+    async fn keep_alive(&self, _consumer: &str, _ttl: Duration) -> Result<(), StoreError> {
+        Ok(())
+    }
 }

@@ -44,7 +44,7 @@ async fn served_url(cache: &LinkCache, code: &ShortCode) -> String {
 /// A Redis store with one link, and a cache (TTL far beyond the test) that has served it.
 async fn cached_link(follows_feed: bool) -> (RedisServer, Arc<RedisStore>, LinkCache, ShortCode) {
     let redis = RedisServer::start();
-    let store = Arc::new(RedisStore::connect(&redis.url(), RETENTION).unwrap());
+    let store = Arc::new(RedisStore::connect(&redis.url(), RETENTION, 0).unwrap());
     let cache = LinkCache::new(
         store.clone(),
         1_000,
@@ -90,7 +90,7 @@ async fn a_cache_without_a_feed_trusts_its_entries() {
 #[tokio::test]
 async fn the_feed_confirms_only_after_delivering_what_was_published_before() {
     let redis = RedisServer::start();
-    let store = RedisStore::connect(&redis.url(), RETENTION).unwrap();
+    let store = RedisStore::connect(&redis.url(), RETENTION, 0).unwrap();
     let heard = Arc::new(Heard::default());
     let seen = heard.clone();
     let shutdown = CancellationToken::new();

@@ -1,13 +1,16 @@
 //! Clicks, counts and counters in Redis.
 
+use super::keys::Partition;
 use super::scripts::SCRIPTS;
-use super::{RedisStore, keys};
+use super::{RedisStore, parse};
 use crate::domain::{
     CampaignId, ClickCounts, ClickOutcome, Count, LeadClick, ShortCode, Stats, from_millis,
+    now_millis,
 };
 use crate::store::{CampaignTotals, ClickStore, StoreError};
 use async_trait::async_trait;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 /// Lead clicks per call of the click script: a batch is a few calls with one reply each,
@@ -18,6 +21,9 @@ const COUNTS_PER_CALL: usize = 500;
 /// How long a window key outlives a short window: longer than any retry of a click write
 /// takes to follow the write it repeats.
 const WINDOW_KEPT_MS: u64 = 60_000;
+/// How long a batch of lead clicks waits for replicas (`AKTI_REDIS_WAIT_REPLICAS`) before
+/// its redirects are answered anyway.
+pub(super) const WAIT_FOR_REPLICAS: Duration = Duration::from_millis(100);
 /// How long a counts call is remembered as applied: far longer than a retry can follow it.
 const APPLIED_FOR_MS: u64 = 10 * 60_000;
 
@@ -53,14 +59,106 @@ impl ClickStore for RedisStore {
         clicks: &[LeadClick],
         window: Duration,
     ) -> Result<Vec<ClickOutcome>, StoreError> {
-        if clicks.is_empty() {
-            return Ok(Vec::new());
+        let mut by_partition: BTreeMap<Partition, Vec<&LeadClick>> = BTreeMap::new();
+        for click in clicks {
+            (by_partition.entry(Partition::of(click.code.as_str())))
+                .or_default()
+                .push(click);
         }
+        let calls = (by_partition.iter())
+            .map(|(partition, clicks)| self.record_in(*partition, clicks, window));
+        let answers = futures::future::try_join_all(calls).await?;
+        // Back into the order of `clicks`.
+        let mut answers: BTreeMap<Partition, std::vec::IntoIter<i64>> = (by_partition.keys())
+            .copied()
+            .zip(answers.into_iter().map(Vec::into_iter))
+            .collect();
+        clicks
+            .iter()
+            .map(|click| {
+                let answer = (answers.get_mut(&Partition::of(click.code.as_str())))
+                    .and_then(Iterator::next)
+                    .ok_or_else(|| {
+                        StoreError::Corrupt("the click script answered too few times".into())
+                    })?;
+                Ok(match answer {
+                    opened if opened < 0 => ClickOutcome::Deduplicated {
+                        window_opened_at: from_millis(-opened),
+                    },
+                    _ => ClickOutcome::Emitted,
+                })
+            })
+            .collect()
+    }
+
+    async fn add_click_counts(&self, batch: &str, counts: &ClickCounts) -> Result<(), StoreError> {
+        if counts.is_empty() {
+            return Ok(());
+        }
+        // Link counters live in their code's partition; a campaign's in its id's, one
+        // write per flush (the partitions' figures are summed when read).
+        let counters = (counts.links.iter())
+            .map(|(code, count)| (Partition::of(code.as_str()), ("l", code.as_str(), count)))
+            .chain(
+                (counts.campaigns.iter())
+                    .map(|(c, count)| (Partition::of(c.as_str()), ("c", c.as_str(), count))),
+            );
+        let mut by_partition: BTreeMap<Partition, Vec<Counter<'_>>> = BTreeMap::new();
+        for (partition, counter) in counters {
+            by_partition.entry(partition).or_default().push(counter);
+        }
+        let calls = (by_partition.into_iter())
+            .map(|(partition, counters)| self.add_counts_in(partition, batch, counters));
+        futures::future::try_join_all(calls).await.map(drop)
+    }
+
+    async fn link_stats(&self, code: &ShortCode) -> Result<Stats, StoreError> {
+        let mut cmd = redis::cmd("HGETALL");
+        cmd.arg(Partition::of(code.as_str()).link_stats(code.as_str()));
+        let h: HashMap<String, String> = self.query(&cmd).await?;
+        stats_from_hash(&format!("link {code}"), &h)
+    }
+
+    async fn campaign_totals(&self, campaign: &CampaignId) -> Result<CampaignTotals, StoreError> {
+        let what = format!("campaign {}", campaign.as_str());
+        let mut reads = Vec::new();
+        for p in Partition::all() {
+            let (mut hgetall, mut zcard) = (redis::cmd("HGETALL"), redis::cmd("ZCARD"));
+            hgetall.arg(p.campaign_stats(campaign.as_str()));
+            zcard.arg(p.campaign_index(campaign));
+            reads.push(hgetall);
+            reads.push(zcard);
+        }
+        let replies: Vec<redis::Value> = self.spread(reads).await?;
+        let mut totals = CampaignTotals::default();
+        for pair in replies.chunks(2) {
+            let h: HashMap<String, String> = parse(&pair[0])?;
+            let links: u64 = parse(&pair[1])?;
+            totals.links += links;
+            totals.stats.add(&stats_from_hash(&what, &h)?);
+        }
+        Ok(totals)
+    }
+}
+
+/// One counter of a flush: `l` a link's or `c` a campaign's, its code or id, what to add.
+type Counter<'a> = (&'static str, &'a str, &'a Count);
+
+impl RedisStore {
+    /// Lead clicks of one partition: a pipeline of script calls, and `WAIT` after them
+    /// when replicas must hold them. Answers one number per click (`lua/lead_clicks.lua`).
+    async fn record_in(
+        &self,
+        partition: Partition,
+        clicks: &[&LeadClick],
+        window: Duration,
+    ) -> Result<Vec<i64>, StoreError> {
+        let ready = partition.ready();
         let mut pipe = redis::pipe();
         for chunk in clicks.chunks(CLICKS_PER_CALL) {
-            let mut cmd = SCRIPTS.lead_clicks.call(&[keys::READY]);
-            cmd.arg(&keys::FAN_OUT[..])
-                .arg(keys::WINDOWS)
+            let mut cmd = SCRIPTS.lead_clicks.call(&[&ready]);
+            cmd.arg(&partition.fan_out()[..])
+                .arg(partition.windows())
                 .arg(self.retention_ms)
                 .arg(window.as_millis() as u64)
                 .arg(WINDOW_KEPT_MS);
@@ -74,8 +172,28 @@ impl ClickStore for RedisStore {
             }
             pipe.add_command(cmd);
         }
-        let answers: Vec<Vec<i64>> = self.run(&pipe).await?;
-        let answers: Vec<i64> = answers.into_iter().flatten().collect();
+        let answers: Vec<i64> = if self.wait_replicas == 0 {
+            let answers: Vec<Vec<i64>> = self.run(&pipe).await?;
+            answers.into_iter().flatten().collect()
+        } else {
+            // In the pipeline, WAIT keeps its route: it runs on the partition's primary,
+            // after the scripts.
+            pipe.cmd("WAIT")
+                .arg(self.wait_replicas)
+                .arg(WAIT_FOR_REPLICAS.as_millis() as u64);
+            let mut replies: Vec<redis::Value> =
+                self.run_on(&mut self.durable.clone(), &pipe).await?;
+            let acknowledged: u32 = (replies.pop()).map(|v| parse(&v)).transpose()?.unwrap_or(0);
+            if acknowledged < self.wait_replicas {
+                replication_shortfall(partition, acknowledged, self.wait_replicas);
+            }
+            let mut answers = Vec::with_capacity(clicks.len());
+            for reply in replies {
+                let chunk: Vec<i64> = parse(&reply)?;
+                answers.extend(chunk);
+            }
+            answers
+        };
         if answers.len() != clicks.len() {
             return Err(StoreError::Corrupt(format!(
                 "the click script answered {} times for {} clicks",
@@ -83,36 +201,32 @@ impl ClickStore for RedisStore {
                 clicks.len()
             )));
         }
-        Ok(answers
-            .into_iter()
-            .map(|answer| match answer {
-                opened if opened < 0 => ClickOutcome::Deduplicated {
-                    window_opened_at: from_millis(-opened),
-                },
-                _ => ClickOutcome::Emitted,
-            })
-            .collect())
+        self.queued.notify_waiters();
+        Ok(answers)
     }
 
-    async fn add_click_counts(&self, batch: &str, counts: &ClickCounts) -> Result<(), StoreError> {
-        if counts.is_empty() {
-            return Ok(());
-        }
-        let counters = (counts.links.iter())
-            .map(|(code, count)| ("l", code.as_str(), count))
-            .chain((counts.campaigns.iter()).map(|(c, count)| ("c", c.as_str(), count)));
-        let (bots_only, full): (Vec<_>, Vec<_>) = counters.partition(|(kind, _, count)| {
-            *kind == "l" && count.clicks == 0 && count.click_events == 0
-        });
-        // The same counts always make the same calls (a map unchanged iterates in the same
-        // order), so a retried batch repeats its call names exactly.
+    /// One partition's counters, a script call per [`COUNTS_PER_CALL`], each named by the
+    /// batch, the partition and its place: the same counts always make the same calls (a
+    /// map unchanged iterates in the same order), so a retried batch repeats its names.
+    async fn add_counts_in(
+        &self,
+        partition: Partition,
+        batch: &str,
+        counters: Vec<Counter<'_>>,
+    ) -> Result<(), StoreError> {
+        let (bots_only, full): (Vec<_>, Vec<_>) =
+            counters.into_iter().partition(|(kind, _, count)| {
+                *kind == "l" && count.clicks == 0 && count.click_events == 0
+            });
+        let stats = partition.stats();
+        let route = partition.ready();
         let mut pipe = redis::pipe();
         let mut calls = 0;
         let mut call = |grouping: &str| {
-            let mut cmd = SCRIPTS.add_counts.call(&[]);
-            cmd.arg(keys::applied(batch, calls))
+            let mut cmd = SCRIPTS.add_counts.call(&[&route]);
+            cmd.arg(partition.applied(batch, calls))
                 .arg(APPLIED_FOR_MS)
-                .arg(&keys::STATS[..])
+                .arg(&stats[..])
                 .arg(grouping);
             calls += 1;
             cmd
@@ -133,23 +247,26 @@ impl ClickStore for RedisStore {
         }
         self.run(&pipe).await
     }
+}
 
-    async fn link_stats(&self, code: &ShortCode) -> Result<Stats, StoreError> {
-        let mut cmd = redis::cmd("HGETALL");
-        cmd.arg(keys::link_stats(code.as_str()));
-        let h: HashMap<String, String> = self.query(&cmd).await?;
-        stats_from_hash(&format!("link {code}"), &h)
-    }
-
-    async fn campaign_totals(&self, campaign: &CampaignId) -> Result<CampaignTotals, StoreError> {
-        let mut pipe = redis::pipe();
-        pipe.hgetall(keys::campaign_stats(campaign.as_str()))
-            .zcard(keys::campaign_index(campaign));
-        let (h, links): (HashMap<String, String>, u64) = self.query_pipe(&pipe).await?;
-        Ok(CampaignTotals {
-            links,
-            stats: stats_from_hash(&format!("campaign {}", campaign.as_str()), &h)?,
-        })
+/// Fewer replicas than asked hold a batch of clicks: the redirects are answered anyway
+/// (a lead is not kept waiting on a replica), and the shortfall is counted and logged.
+fn replication_shortfall(partition: Partition, acknowledged: u32, wanted: u32) {
+    static LAST_LOGGED: AtomicI64 = AtomicI64::new(0);
+    metrics::counter!("akti_clicks_unreplicated_batches_total").increment(1);
+    let now = now_millis().timestamp_millis();
+    let last = LAST_LOGGED.load(Ordering::Relaxed);
+    if now - last >= 10_000
+        && LAST_LOGGED
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        tracing::warn!(
+            partition = partition.index(),
+            acknowledged,
+            wanted,
+            "click batch answered before enough replicas held it"
+        );
     }
 }
 

@@ -1,24 +1,30 @@
 //! The change feed on Redis pub/sub: `PUBLISH` a changed code, and on every instance a
-//! subscription that hears it.
+//! subscription that hears it. On a cluster every node hears every `PUBLISH`, so the
+//! subscription may be on any node given; it moves to the next when its node fails.
 //!
 //! To keep the contract's "within one second" even when the subscription hangs silently,
-//! the feed PINGs Redis on it every [`PING_EVERY`]: the answer comes after every message
-//! published before it, so each one confirms the feed is caught up.
+//! the feed publishes a marker of its own every [`MARK_EVERY`] on the connection that
+//! announces changes: every change announced before the marker was sent reached the same
+//! node first and is heard before it, so hearing it confirms the feed is caught up.
 
+use super::conn::{Conn, Servers};
 use super::{RedisStore, keys};
 use crate::domain::ShortCode;
 use crate::store::{ChangeFeed, FeedListener, LinkChange, StoreError};
 use async_trait::async_trait;
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
+use redis::aio::ConnectionLike;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 /// How often the feed confirms that it is caught up: well inside the one second in which a
 /// change must reach every instance.
-const PING_EVERY: Duration = Duration::from_millis(200);
-/// A feed that does not answer its PING within this is treated as lost and reconnected.
-const PING_TIMEOUT: Duration = Duration::from_secs(2);
+const MARK_EVERY: Duration = Duration::from_millis(200);
+/// A feed that does not hear its marker within this is treated as lost and reconnected.
+const MARK_TIMEOUT: Duration = Duration::from_secs(2);
+/// Markers start with a byte no code has.
+const MARKER: char = '\u{1}';
 
 #[async_trait]
 impl ChangeFeed for RedisStore {
@@ -29,13 +35,14 @@ impl ChangeFeed for RedisStore {
     }
 
     fn watch(&self, listener: Arc<dyn FeedListener>, shutdown: CancellationToken) {
-        let client = self.client.clone();
+        let servers = self.servers.clone();
+        let conn = self.conn();
         tokio::spawn(async move {
             let mut backoff = Duration::from_millis(100);
-            loop {
+            for attempt in 0.. {
                 tokio::select! {
                     () = shutdown.cancelled() => return,
-                    result = listen(&client, listener.as_ref()) => {
+                    result = listen(&servers, attempt, conn.clone(), listener.as_ref()) => {
                         if let Err(e) = result {
                             tracing::warn!(error = %e, "link change feed lost; reconnecting");
                         } else {
@@ -53,37 +60,60 @@ impl ChangeFeed for RedisStore {
     }
 }
 
-/// One subscription, until it fails or ends.
-async fn listen(client: &redis::Client, listener: &dyn FeedListener) -> redis::RedisResult<()> {
+fn lost(why: &'static str) -> redis::RedisError {
+    redis::RedisError::from((redis::ErrorKind::Io, why))
+}
+
+/// One subscription, on the `attempt`-th server in turn, until it fails or ends.
+async fn listen(
+    servers: &Servers,
+    attempt: usize,
+    mut conn: Conn,
+    listener: &dyn FeedListener,
+) -> redis::RedisResult<()> {
+    let clients = servers
+        .pubsub_clients()
+        .map_err(|_| lost("no server to subscribe on"))?;
+    let client = &clients[attempt % clients.len()];
     let (mut sink, mut messages) = client.get_async_pubsub().await?.split();
     sink.subscribe(keys::CHANGES).await?;
     // Whatever changed while we were not subscribed is unknown: start over.
     listener.changed(LinkChange::All);
-    let hear = |msg: redis::Msg| {
-        if let Ok(code) = msg.get_payload::<String>() {
-            listener.changed(LinkChange::One(ShortCode::from_trusted(&code)));
-        }
-    };
-    let mut ping = tokio::time::interval(PING_EVERY);
+    let ours = format!("{MARKER}{}:", crate::domain::random_id("", 12));
+    let mut sent: Option<(String, Instant)> = None;
+    let mut marks = 0u64;
+    let mut tick = tokio::time::interval(MARK_EVERY);
     loop {
         tokio::select! {
-            msg = messages.next() => match msg {
-                Some(msg) => hear(msg),
-                None => return Ok(()),
-            },
-            _ = ping.tick() => {
-                let sent = Instant::now();
-                tokio::time::timeout(PING_TIMEOUT, sink.ping::<()>())
-                    .await
-                    .map_err(|_| {
-                        redis::RedisError::from((redis::ErrorKind::Io, "the change feed did not answer its PING"))
-                    })??;
-                // The messages published before the PING are in the stream by now.
-                while let Some(Some(msg)) = messages.next().now_or_never() {
-                    hear(msg);
+            msg = messages.next() => {
+                let Some(msg) = msg else { return Ok(()) };
+                let Ok(payload) = msg.get_payload::<String>() else { continue };
+                if !payload.starts_with(MARKER) {
+                    listener.changed(LinkChange::One(ShortCode::from_trusted(&payload)));
+                } else if let Some((marker, at)) = &sent
+                    && *marker == payload
+                {
+                    listener.caught_up(*at);
+                    sent = None;
                 }
-                listener.caught_up(sent);
             }
+            _ = tick.tick() => match &sent {
+                Some((_, at)) if at.elapsed() > MARK_TIMEOUT => {
+                    return Err(lost("the change feed did not hear its own marker"));
+                }
+                Some(_) => {}
+                None => {
+                    marks += 1;
+                    let marker = format!("{ours}{marks}");
+                    let at = Instant::now();
+                    let mut publish = redis::cmd("PUBLISH");
+                    publish.arg(keys::CHANGES).arg(&marker);
+                    tokio::time::timeout(MARK_TIMEOUT, conn.req_packed_command(&publish))
+                        .await
+                        .map_err(|_| lost("the change feed could not publish its marker"))??;
+                    sent = Some((marker, at));
+                }
+            },
         }
     }
 }

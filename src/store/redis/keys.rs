@@ -9,55 +9,68 @@
 //! | --- | --- | --- |
 //! | `akti:link:{<code>}` | hash | the link: `u` url, `c` campaign, `p` phone, `x` external lead id, `t` created (unix ms), `e` expires (unix ms), `d` disabled (`0`/`1`); absent fields are `null`. While its creation is under way it has `unfinished` and expires in 60 s |
 //! | `akti:identity:{<campaign>}:<sha256(phone NUL url)>` | string | the code of the link with that identity: makes creation idempotent |
-//! | `akti:index:all` | sorted set | every link, as its list position `<created ms, 13 digits>:<code>` at score 0, so that `ZRANGE … BYLEX` pages in creation order |
-//! | `akti:index:campaign:{<campaign>}` | sorted set | the same members, for one campaign |
-//! | `akti:index:phone:{<phone>}` | sorted set | the same members, for one lead |
+//! | `akti:index:phone:{<phone>}` | sorted set | the list positions of the lead's links (see `index:all` below) |
 //! | channel `akti:link-changes` | pub/sub | codes of links that changed, so that every instance drops them from its cache |
 //!
-//! Clicks, events, deliveries and messages carry the tag `{q}`: a lead click's script opens
-//! the window and fans the event out to deliveries atomically, and a delivery's outcome
-//! moves it between the stream and the retry set, so these keys live in one slot.
+//! Clicks, events, deliveries, messages and counters are spread over [`PARTITIONS`]
+//! partitions, each with its own hash tag (`{p0.41}` … `{p15.11}`, written `{P}` below),
+//! chosen so that the tags fall in 16 different blocks of 1,024 slots: on a cluster of
+//! up to 16 primaries each gets a fair share. A link's clicks, their window, their events
+//! and the deliveries of those events live in the partition of the link's code, so one
+//! script keeps them atomic; a message and its status events in the partition of the
+//! message id; an event without a link or message (tests, replays) in its own id's.
 //!
 //! | key | type | holds |
 //! | --- | --- | --- |
-//! | `akti:{q}:window:<code>` | string | the click time (ms) and event id, joined by a bar, of the click that opened the lead's dedup window; expires with it (kept at least 60 s, so that a retried write finds it) |
-//! | `akti:{q}:applied:<batch>:<n>` | string | a counts call already added; kept 10 minutes, so that a retried flush adds nothing |
-//! | `akti:{q}:stats:link:<code>` | hash | `clicks`, `clickEvents`, `botClicks`, `lastClickedAt` (ms) |
-//! | `akti:{q}:stats:campaign:<campaign>` | hash | the same, summed, and `messagesSent`, `messagesDelivered` |
-//! | `akti:{q}:subs` | hash | subscription id → JSON record |
-//! | `akti:{q}:sub-filters` | hash | subscription id → its filter as the fan-out reads it (`SubscriptionFilter::encode`) |
-//! | `akti:{q}:sub-order` | sorted set | each subscription's list position at score 0 |
-//! | `akti:{q}:event:<event id>` | hash | `t` type, `b` body, `at` created; kept for `AKTI_EVENT_RETENTION` |
-//! | `akti:{q}:delivery:<sub id>:<event id>` | hash | `status`, `attempts` (JSON array), `next` (ms), `t`, `at`; kept as long |
-//! | `akti:{q}:log:<sub id>` | sorted set | event ids by creation time: the delivery log |
-//! | `akti:{q}:ready` | stream | deliveries due now (`s` sub, `e` event), read by the consumer group `dispatchers` |
-//! | `akti:{q}:retry` | sorted set | sub id and event id, joined by a bar, by due time (ms) |
-//! | `akti:{q}:message:<id>` | hash | a message: `c`, `p`, `x`, `o` original body, `b` rewritten body, `l` links (JSON), `at`, `exp`, and `s:<status>` (ms) once reported; expires after `AKTI_MESSAGE_TTL` |
+//! | `akti:meta` | hash | `layout`: the version of this layout, checked at start-up |
+//! | `akti:{P}:window:<code>` | string | the click time (ms) and event id, joined by a bar, of the click that opened the lead's dedup window; expires with it (kept at least 60 s, so that a retried write finds it) |
+//! | `akti:{P}:applied:<batch>:<n>` | string | a counts call already added; kept 10 minutes, so that a retried flush adds nothing |
+//! | `akti:{P}:stats:link:<code>` | hash | `clicks`, `clickEvents`, `botClicks`, `lastClickedAt` (ms) |
+//! | `akti:{P}:stats:campaign:<campaign>` | hash | the same and `messagesSent`, `messagesDelivered`, for the campaign's work in this partition: the campaign's figures are the sums over the partitions |
+//! | `akti:{P}:index:all` | sorted set | the links of this partition, as their list position `<created ms, 13 digits>:<code>` at score 0, so that `ZRANGE … BYLEX` pages in creation order; a listing merges the partitions |
+//! | `akti:{P}:index:campaign:<campaign>` | sorted set | the same members, for one campaign |
+//! | `akti:{P}:sub-filters` | hash | subscription id → its filter as the fan-out reads it (`SubscriptionFilter::encode`): this partition's copy of `akti:{subs}:filters`, written before a subscription is answered |
+//! | `akti:{P}:event:<event id>` | hash | `t` type, `b` body, `at` created; kept for `AKTI_EVENT_RETENTION` |
+//! | `akti:{P}:delivery:<sub id>:<event id>` | hash | `status`, `attempts` (JSON array), `next` (ms), `t`, `at`; kept as long |
+//! | `akti:{P}:log:<sub id>` | sorted set | event ids by creation time: this partition's part of the delivery log |
+//! | `akti:{P}:ready` | stream | deliveries due now (`s` sub, `e` event), read by the consumer group `dispatchers` |
+//! | `akti:{P}:retry` | sorted set | sub id and event id, joined by a bar, by due time (ms) |
+//! | `akti:{P}:message:<id>` | hash | a message: `c`, `p`, `x`, `o` original body, `b` rewritten body, `l` links (JSON), `at`, `exp`, and `s:<status>` (ms) once reported; expires after `AKTI_MESSAGE_TTL` |
 //!
-//! A delivery is in `ready` (due, or leased to a dispatcher until it acknowledges it) or in
-//! `retry` (scheduled). Entries leased by a dispatcher that died are taken over with
-//! `XAUTOCLAIM` once idle for longer than an attempt can last.
+//! Subscriptions, read and written by the admin API and read by dispatchers:
+//!
+//! | key | type | holds |
+//! | --- | --- | --- |
+//! | `akti:{subs}:subs` | hash | subscription id → JSON record |
+//! | `akti:{subs}:filters` | hash | subscription id → its filter; whether it is disabled is read here |
+//! | `akti:{subs}:order` | sorted set | each subscription's list position at score 0 |
+//! | `akti:instance:<consumer>` | string | the heartbeat of a live instance's dispatcher; expires when it stops |
+//!
+//! A delivery is in its partition's `ready` (due, or leased to a dispatcher until it
+//! acknowledges it) or in `retry` (scheduled). Entries leased by a dispatcher whose
+//! heartbeat expired are taken over at once; others once idle for longer than an attempt
+//! can last.
 
 use crate::domain::{CampaignId, Destination, MessageId, Phone};
 use sha2::{Digest, Sha256};
 
-pub const INDEX_ALL: &str = "akti:index:all";
+/// The version of the layout above. An instance refuses a store that holds another one:
+/// a different partitioning would look for windows and queues where they are not.
+pub const LAYOUT: &str = "2";
+pub const META: &str = "akti:meta";
+/// Keys that only a store of layout 1 (everything under `{q}`) has.
+pub const LAYOUT_ONE: [&str; 2] = ["akti:{q}:subs", "akti:{q}:ready"];
 pub const CHANGES: &str = "akti:link-changes";
-pub const SUBS: &str = "akti:{q}:subs";
-pub const SUB_FILTERS: &str = "akti:{q}:sub-filters";
-pub const SUB_ORDER: &str = "akti:{q}:sub-order";
-pub const READY: &str = "akti:{q}:ready";
-pub const RETRY: &str = "akti:{q}:retry";
-/// The consumer group of `READY` that every instance's dispatcher joins.
+pub const SUBS: &str = "akti:{subs}:subs";
+pub const SUB_FILTERS: &str = "akti:{subs}:filters";
+pub const SUB_ORDER: &str = "akti:{subs}:order";
+/// The consumer group of every partition's `ready` stream that every instance's
+/// dispatcher joins.
 pub const GROUP: &str = "dispatchers";
 
-const EVENT: &str = "akti:{q}:event:";
-const DELIVERY: &str = "akti:{q}:delivery:";
-const LOG: &str = "akti:{q}:log:";
-const WINDOW: &str = "akti:{q}:window:";
-const APPLIED: &str = "akti:{q}:applied:";
-const LINK_STATS: &str = "akti:{q}:stats:link:";
-const CAMPAIGN_STATS: &str = "akti:{q}:stats:campaign:";
+pub fn heartbeat(consumer: &str) -> String {
+    format!("akti:instance:{consumer}")
+}
 
 pub fn link(code: &str) -> String {
     format!("akti:link:{{{code}}}")
@@ -78,53 +91,179 @@ pub fn identity(campaign: &CampaignId, phone: Option<&Phone>, url: &Destination)
     key
 }
 
-pub fn campaign_index(campaign: &CampaignId) -> String {
-    format!("akti:index:campaign:{{{}}}", campaign.as_str())
-}
-
 pub fn phone_index(phone: &Phone) -> String {
     format!("akti:index:phone:{{{}}}", phone.as_str())
 }
 
-pub fn window(code: &str) -> String {
-    format!("{WINDOW}{code}")
+/// How many partitions the click, event and delivery work is spread over.
+pub const PARTITIONS: usize = 16;
+
+/// The key prefix of each partition; the tag of partition `n` hashes into slots
+/// `n * 1024 .. (n + 1) * 1024` (a unit test checks it).
+const PREFIXES: [&str; PARTITIONS] = [
+    "akti:{p0.41}:",
+    "akti:{p1.42}:",
+    "akti:{p2.3}:",
+    "akti:{p3.0}:",
+    "akti:{p4.22}:",
+    "akti:{p5.21}:",
+    "akti:{p6.11}:",
+    "akti:{p7.12}:",
+    "akti:{p8.61}:",
+    "akti:{p9.62}:",
+    "akti:{p10.62}:",
+    "akti:{p11.61}:",
+    "akti:{p12.43}:",
+    "akti:{p13.40}:",
+    "akti:{p14.12}:",
+    "akti:{p15.11}:",
+];
+
+/// One partition of the click, event and delivery keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Partition(u8);
+
+impl Partition {
+    pub fn all() -> impl Iterator<Item = Partition> {
+        (0..PARTITIONS as u8).map(Partition)
+    }
+
+    /// The partition of a link's code, a message id or an event id: FNV-1a, which any
+    /// instance of any version computes the same.
+    pub fn of(id: &str) -> Partition {
+        let mut hash: u32 = 0x811c_9dc5;
+        for b in id.bytes() {
+            hash ^= u32::from(b);
+            hash = hash.wrapping_mul(0x0100_0193);
+        }
+        Partition((hash % PARTITIONS as u32) as u8)
+    }
+
+    pub fn from_index(n: usize) -> Option<Partition> {
+        (n < PARTITIONS).then_some(Partition(n as u8))
+    }
+
+    pub fn index(self) -> usize {
+        usize::from(self.0)
+    }
+
+    fn key(self, rest: &str) -> String {
+        let prefix = PREFIXES[self.index()];
+        let mut key = String::with_capacity(prefix.len() + rest.len());
+        key.push_str(prefix);
+        key.push_str(rest);
+        key
+    }
+
+    pub fn ready(self) -> String {
+        self.key("ready")
+    }
+
+    pub fn retry(self) -> String {
+        self.key("retry")
+    }
+
+    pub fn sub_filters(self) -> String {
+        self.key("sub-filters")
+    }
+
+    pub fn index_all(self) -> String {
+        self.key("index:all")
+    }
+
+    pub fn campaign_index(self, campaign: &CampaignId) -> String {
+        self.key(&format!("index:campaign:{}", campaign.as_str()))
+    }
+
+    pub fn applied(self, batch: &str, call: usize) -> String {
+        self.key(&format!("applied:{batch}:{call}"))
+    }
+
+    pub fn link_stats(self, code: &str) -> String {
+        self.key(&format!("stats:link:{code}"))
+    }
+
+    pub fn campaign_stats(self, campaign: &str) -> String {
+        self.key(&format!("stats:campaign:{campaign}"))
+    }
+
+    pub fn event(self, id: &str) -> String {
+        self.key(&format!("event:{id}"))
+    }
+
+    pub fn delivery(self, sub: &str, event: &str) -> String {
+        self.key(&format!("delivery:{sub}:{event}"))
+    }
+
+    pub fn log(self, sub: &str) -> String {
+        self.key(&format!("log:{sub}"))
+    }
+
+    pub fn message(self, id: &MessageId) -> String {
+        self.key(&format!("message:{}", id.as_str()))
+    }
+
+    /// What the fan-out (`lua/fan_out.lua`) is given first: the event prefix, the
+    /// delivery prefix, the log prefix, the ready stream and the filters hash.
+    pub fn fan_out(self) -> [String; 5] {
+        [
+            self.key("event:"),
+            self.key("delivery:"),
+            self.key("log:"),
+            self.ready(),
+            self.sub_filters(),
+        ]
+    }
+
+    /// The window prefix (`lua/lead_clicks.lua`).
+    pub fn windows(self) -> String {
+        self.key("window:")
+    }
+
+    /// The counter prefixes: links, campaigns (`lua/add_counts.lua`,
+    /// `lua/message_status.lua`).
+    pub fn stats(self) -> [String; 2] {
+        [self.key("stats:link:"), self.key("stats:campaign:")]
+    }
+
+    /// What `lua/finish.lua` is given first: the ready stream, its group, the retry set,
+    /// the delivery prefix and the filters hash.
+    pub fn finish(self) -> [String; 5] {
+        [
+            self.ready(),
+            GROUP.to_owned(),
+            self.retry(),
+            self.key("delivery:"),
+            self.sub_filters(),
+        ]
+    }
 }
 
-pub fn applied(batch: &str, call: usize) -> String {
-    format!("{APPLIED}{batch}:{call}")
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redis::cluster_routing::Slot;
 
-pub fn link_stats(code: &str) -> String {
-    format!("{LINK_STATS}{code}")
-}
+    #[test]
+    fn each_partition_has_its_own_block_of_slots() {
+        for p in Partition::all() {
+            let slot = (0..1024u16)
+                .map(|i| p.index() as u16 * 1024 + i)
+                .find(|&s| Slot::for_key(p.ready()) == Slot::new(s).unwrap());
+            assert!(slot.is_some(), "partition {p:?} is outside its block");
+            // Every key of a partition is in its slot.
+            assert_eq!(Slot::for_key(p.event("e")), Slot::for_key(p.ready()));
+        }
+    }
 
-pub fn campaign_stats(campaign: &str) -> String {
-    format!("{CAMPAIGN_STATS}{campaign}")
+    #[test]
+    fn codes_spread_evenly_over_the_partitions() {
+        let mut counts = [0usize; PARTITIONS];
+        for i in 0..16_000 {
+            counts[Partition::of(&format!("c{i:07}")).index()] += 1;
+        }
+        for n in counts {
+            assert!((800..1200).contains(&n), "{counts:?}");
+        }
+    }
 }
-
-pub fn event(id: &str) -> String {
-    format!("{EVENT}{id}")
-}
-
-pub fn delivery(sub: &str, event: &str) -> String {
-    format!("{DELIVERY}{sub}:{event}")
-}
-
-pub fn log(sub: &str) -> String {
-    format!("{LOG}{sub}")
-}
-
-pub fn message(id: &MessageId) -> String {
-    format!("akti:{{q}}:message:{}", id.as_str())
-}
-
-/// What the fan-out (`lua/fan_out.lua`) is given first: the event prefix, the delivery
-/// prefix, the log prefix, the ready stream and the filters hash.
-pub const FAN_OUT: [&str; 5] = [EVENT, DELIVERY, LOG, READY, SUB_FILTERS];
-/// The window prefix (`lua/lead_clicks.lua`).
-pub const WINDOWS: &str = WINDOW;
-/// The counter prefixes: links, campaigns (`lua/add_counts.lua`, `lua/message_status.lua`).
-pub const STATS: [&str; 2] = [LINK_STATS, CAMPAIGN_STATS];
-/// What `lua/finish.lua` is given first: the ready stream, its group, the retry set, the
-/// delivery prefix and the filters hash.
-pub const FINISH: [&str; 5] = [READY, GROUP, RETRY, DELIVERY, SUB_FILTERS];

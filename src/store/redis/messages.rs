@@ -1,8 +1,9 @@
-//! Messages in Redis: a hash each, in the `{q}` slot so that a status report, its counter
-//! and its events are one script; kept for `AKTI_MESSAGE_TTL`.
+//! Messages in Redis: a hash each, in the partition of its id, where a status report, its
+//! campaign counter and its events are one script; kept for `AKTI_MESSAGE_TTL`.
 
+use super::RedisStore;
+use super::keys::Partition;
 use super::scripts::SCRIPTS;
-use super::{RedisStore, keys};
 use crate::domain::{
     CampaignId, Event, ExternalLeadId, Message, MessageId, MessageStatus, Phone, from_millis,
     rules::MessageCounter,
@@ -47,7 +48,9 @@ impl MessageStore for RedisStore {
             .num_milliseconds()
             .max(1);
         let links = serde_json::to_string(&message.links).map_err(StoreError::bug)?;
-        let mut cmd = SCRIPTS.create_message.call(&[&keys::message(&message.id)]);
+        let mut cmd = SCRIPTS
+            .create_message
+            .call(&[&Partition::of(message.id.as_str()).message(&message.id)]);
         cmd.arg(ttl)
             .arg("c")
             .arg(message.campaign_id.as_str())
@@ -75,7 +78,7 @@ impl MessageStore for RedisStore {
 
     async fn get_message(&self, id: &MessageId) -> Result<Option<Message>, StoreError> {
         let mut cmd = redis::cmd("HGETALL");
-        cmd.arg(keys::message(id));
+        cmd.arg(Partition::of(id.as_str()).message(id));
         let h: HashMap<String, String> = self.query(&cmd).await?;
         message_from_hash(id, h)
     }
@@ -88,9 +91,11 @@ impl MessageStore for RedisStore {
         counter: Option<MessageCounter>,
         events: &[Event],
     ) -> Result<StatusRecorded, StoreError> {
-        let mut cmd = SCRIPTS.message_status.call(&[&keys::message(id)]);
-        cmd.arg(&keys::FAN_OUT[..])
-            .arg(keys::STATS[1])
+        let partition = Partition::of(id.as_str());
+        let [_, campaign_stats] = partition.stats();
+        let mut cmd = SCRIPTS.message_status.call(&[&partition.message(id)]);
+        cmd.arg(&partition.fan_out()[..])
+            .arg(campaign_stats)
             .arg(status.as_str())
             .arg(at.timestamp_millis())
             .arg(self.retention_ms)
@@ -100,7 +105,11 @@ impl MessageStore for RedisStore {
                 .arg(event.event_type.as_str())
                 .arg(&event.body);
         }
-        Ok(match self.run_one::<i8>(cmd).await? {
+        let answer = self.run_one::<i8>(cmd).await?;
+        if answer == 1 && !events.is_empty() {
+            self.queued.notify_waiters();
+        }
+        Ok(match answer {
             1 => StatusRecorded::Recorded,
             0 => StatusRecorded::Repeated,
             _ => StatusRecorded::UnknownMessage,

@@ -2,8 +2,10 @@
 //! are in [`keys`]; scripts in `lua/`, called through [`scripts`].
 
 mod clicks;
+mod conn;
 mod feed;
 pub mod keys;
+mod layout;
 mod links;
 mod messages;
 mod outbox;
@@ -12,71 +14,49 @@ mod subscriptions;
 
 use super::{Store, StoreError};
 use async_trait::async_trait;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use conn::{Conn, RESPONSE_TIMEOUT, Servers};
 use std::time::Duration;
 
-/// How long one command may take before the store counts as unavailable.
-const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+pub use layout::LayoutMismatch;
 
 pub struct RedisStore {
-    client: redis::Client,
-    /// Shared, multiplexed and self-reconnecting; cheap to clone per call.
-    conn: ConnectionManager,
-    /// For `XREADGROUP … BLOCK` only: a blocked command would hold up every reply queued
-    /// behind it on the shared multiplexed connection.
-    blocking: ConnectionManager,
-    /// When this instance last took over stale deliveries (unix ms).
-    last_reclaim: std::sync::atomic::AtomicI64,
+    servers: Servers,
+    /// Shared and multiplexed, for every command but the click writes that wait for
+    /// replicas.
+    conn: Conn,
+    /// For click writes followed by `WAIT`: a `WAIT` holds up every reply queued behind it
+    /// on its connection, so it has one of its own.
+    durable: Conn,
+    /// Replicas that must hold a batch of lead clicks before it counts as written.
+    wait_replicas: u32,
+    /// Wakes this instance's dispatcher when this instance queued deliveries.
+    queued: tokio::sync::Notify,
+    timers: outbox::ClaimTimers,
     /// How long events and delivery logs are kept, in ms.
     retention_ms: u64,
 }
 
 impl RedisStore {
     /// Prepares the connections without waiting for Redis: the service starts, and answers
-    /// `/readyz` with `503`, while Redis is still down.
-    pub fn connect(url: &str, retention: Duration) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url).map_err(StoreError::unavailable)?;
-        let config = |response_timeout| {
-            ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(Duration::from_secs(1)))
-                .set_response_timeout(Some(response_timeout))
-                .set_number_of_retries(1)
-                .set_max_delay(Duration::from_millis(500))
-        };
-        let conn =
-            ConnectionManager::new_lazy_with_config(client.clone(), config(RESPONSE_TIMEOUT))
-                .map_err(StoreError::unavailable)?;
-        let blocking = ConnectionManager::new_lazy_with_config(
-            client.clone(),
-            config(Duration::from_secs(30)),
-        )
-        .map_err(StoreError::unavailable)?;
+    /// `/readyz` with `503`, while Redis is still down. Several comma-separated URLs are
+    /// the nodes of a Redis Cluster.
+    pub fn connect(
+        urls: &str,
+        retention: Duration,
+        wait_replicas: u32,
+    ) -> Result<Self, StoreError> {
+        let servers = Servers::parse(urls)?;
+        let conn = servers.connect(RESPONSE_TIMEOUT)?;
+        let durable = servers.connect(RESPONSE_TIMEOUT + clicks::WAIT_FOR_REPLICAS)?;
         Ok(Self {
-            client,
+            servers,
             conn,
-            blocking,
-            last_reclaim: std::sync::atomic::AtomicI64::new(0),
+            durable,
+            wait_replicas,
+            queued: tokio::sync::Notify::new(),
+            timers: outbox::ClaimTimers::default(),
             retention_ms: retention.as_millis() as u64,
         })
-    }
-
-    fn conn(&self) -> ConnectionManager {
-        self.conn.clone()
-    }
-
-    /// Runs one plain command.
-    async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, StoreError> {
-        cmd.query_async(&mut self.conn()).await.map_err(unavailable)
-    }
-
-    /// Runs a pipeline of plain commands.
-    async fn query_pipe<T: redis::FromRedisValue>(
-        &self,
-        pipe: &redis::Pipeline,
-    ) -> Result<T, StoreError> {
-        pipe.query_async(&mut self.conn())
-            .await
-            .map_err(unavailable)
     }
 }
 
@@ -85,6 +65,11 @@ impl Store for RedisStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.query::<String>(&redis::cmd("PING")).await.map(drop)
     }
+}
+
+/// A reply read as `T`; one we cannot read was not written by us.
+fn parse<T: redis::FromRedisValue>(reply: &redis::Value) -> Result<T, StoreError> {
+    redis::from_redis_value_ref(reply).map_err(|e| StoreError::Corrupt(format!("a reply: {e}")))
 }
 
 /// Redis out of reach (or busy, loading, failing over) is `Unavailable`; Redis refusing a

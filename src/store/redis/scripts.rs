@@ -2,6 +2,7 @@
 //! (a single call is a pipeline of one), loading every script once when Redis answers
 //! `NOSCRIPT` (after a restart or a flush).
 
+use super::conn::Conn;
 use super::{RedisStore, unavailable};
 use crate::store::StoreError;
 use std::sync::LazyLock;
@@ -83,26 +84,52 @@ impl Scripts {
 }
 
 impl RedisStore {
-    /// Runs a pipeline that calls scripts. When Redis does not know a script, every script
-    /// is loaded and the pipeline runs once more: a `NOSCRIPT` answer means that script
-    /// call did nothing, and every other command of our pipelines may run twice (each is
-    /// idempotent or answers the same the second time).
+    /// Runs a pipeline that calls scripts, its keys in one slot. When Redis does not know a
+    /// script, every script is loaded and the pipeline runs once more: a `NOSCRIPT` answer
+    /// means that script call did nothing, and every other command of our pipelines may
+    /// run twice (each is idempotent or answers the same the second time).
     pub(super) async fn run<T: redis::FromRedisValue>(
         &self,
         pipe: &redis::Pipeline,
     ) -> Result<T, StoreError> {
-        match pipe.query_async(&mut self.conn()).await {
+        self.run_on(&mut self.conn(), pipe).await
+    }
+
+    /// [`RedisStore::run`] on a given connection.
+    pub(super) async fn run_on<T: redis::FromRedisValue>(
+        &self,
+        conn: &mut Conn,
+        pipe: &redis::Pipeline,
+    ) -> Result<T, StoreError> {
+        match pipe.query_async(conn).await {
             Err(e) if e.code() == Some("NOSCRIPT") => {
-                let mut load = redis::pipe();
-                for script in SCRIPTS.all() {
-                    load.cmd("SCRIPT").arg("LOAD").arg(script.text).ignore();
-                }
-                load.query_async::<()>(&mut self.conn())
-                    .await
-                    .map_err(unavailable)?;
-                pipe.query_async(&mut self.conn())
-                    .await
-                    .map_err(unavailable)
+                self.load_scripts().await?;
+                pipe.query_async(conn).await.map_err(unavailable)
+            }
+            other => other.map_err(unavailable),
+        }
+    }
+
+    /// Loads every script; on a cluster the client sends each `SCRIPT LOAD` to every node.
+    async fn load_scripts(&self) -> Result<(), StoreError> {
+        for script in SCRIPTS.all() {
+            let mut load = redis::cmd("SCRIPT");
+            load.arg("LOAD").arg(script.text);
+            self.query::<String>(&load).await?;
+        }
+        Ok(())
+    }
+
+    /// Script calls and plain commands whose keys may be in different slots (see
+    /// [`RedisStore::spread`]), loading the scripts as [`RedisStore::run`] does.
+    pub(super) async fn run_spread<T: redis::FromRedisValue>(
+        &self,
+        cmds: Vec<redis::Cmd>,
+    ) -> Result<Vec<T>, StoreError> {
+        match self.spread_raw(&cmds).await {
+            Err(e) if e.code() == Some("NOSCRIPT") => {
+                self.load_scripts().await?;
+                self.spread(cmds).await
             }
             other => other.map_err(unavailable),
         }

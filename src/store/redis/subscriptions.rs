@@ -1,7 +1,12 @@
-//! Webhook subscriptions in Redis: a JSON record each, its filter where the fan-out reads
-//! it, and a list order.
+//! Webhook subscriptions in Redis: a JSON record each, its filter, and a list order, under
+//! `{subs}`; and a copy of every filter in each partition, where the fan-out reads it.
+//!
+//! A subscription sees every event created after it was answered: its copies are written
+//! before the answer. On a deletion the record goes first: a delivery a stale copy still
+//! queues is dropped when claimed, as its subscription is gone.
 
-use super::{RedisStore, keys};
+use super::RedisStore;
+use super::keys::{self, Partition};
 use crate::domain::{
     CampaignId, EventType, Page, Position, Subscription, SubscriptionFilter, SubscriptionId,
     SubscriptionPatch, from_millis,
@@ -9,6 +14,7 @@ use crate::domain::{
 use crate::store::{StoreError, SubscriptionStore};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 
 /// A subscription as stored; `disabled` lives in the filter string, which the fan-out and
 /// the 410 handling read and write inside scripts.
@@ -72,19 +78,85 @@ fn order_member(sub: &Subscription) -> String {
 
 impl RedisStore {
     async fn write_subscription(&self, sub: &Subscription) -> Result<(), StoreError> {
+        let filter = sub.filter.encode(sub.disabled);
+        self.copy_filter(sub.id.as_str(), Some(&filter)).await?;
         let mut pipe = redis::pipe();
         pipe.atomic()
             .hset(keys::SUBS, sub.id.as_str(), encode(sub)?)
             .ignore()
-            .hset(
-                keys::SUB_FILTERS,
-                sub.id.as_str(),
-                sub.filter.encode(sub.disabled),
-            )
+            .hset(keys::SUB_FILTERS, sub.id.as_str(), &filter)
             .ignore()
             .zadd(keys::SUB_ORDER, order_member(sub), 0)
             .ignore();
         self.query_pipe(&pipe).await
+    }
+
+    /// Writes (or with `None` removes) a subscription's filter in every partition.
+    async fn copy_filter(&self, id: &str, filter: Option<&str>) -> Result<(), StoreError> {
+        let writes = Partition::all()
+            .map(|p| {
+                let mut cmd = redis::cmd(if filter.is_some() { "HSET" } else { "HDEL" });
+                cmd.arg(p.sub_filters()).arg(id);
+                if let Some(filter) = filter {
+                    cmd.arg(filter);
+                }
+                cmd
+            })
+            .collect();
+        self.spread::<redis::Value>(writes).await.map(drop)
+    }
+
+    /// Disables a subscription that answered `410` (its partition's copy is disabled by
+    /// the script that settled the delivery).
+    pub(super) async fn disable_subscription(&self, id: &str) -> Result<(), StoreError> {
+        let mut get = redis::cmd("HGET");
+        get.arg(keys::SUB_FILTERS).arg(id);
+        let Some(filter): Option<String> = self.query(&get).await? else {
+            return Ok(());
+        };
+        let disabled = format!("1{}", filter.get(1..).unwrap_or(""));
+        self.copy_filter(id, Some(&disabled)).await?;
+        let mut set = redis::cmd("HSET");
+        set.arg(keys::SUB_FILTERS).arg(id).arg(&disabled);
+        self.query(&set).await
+    }
+
+    /// Makes every partition's copy of the filters match `{subs}`: after a write that
+    /// failed half-way, or a partition that lost its data.
+    pub async fn reconcile_filter_copies(&self) -> Result<(), StoreError> {
+        let mut all = redis::cmd("HGETALL");
+        all.arg(keys::SUB_FILTERS);
+        let filters: HashMap<String, String> = self.query(&all).await?;
+        let reads = Partition::all()
+            .map(|p| {
+                let mut cmd = redis::cmd("HGETALL");
+                cmd.arg(p.sub_filters());
+                cmd
+            })
+            .collect();
+        let copies: Vec<HashMap<String, String>> = self.spread(reads).await?;
+        let mut fixes = Vec::new();
+        for (p, copy) in Partition::all().zip(copies) {
+            for (id, filter) in &filters {
+                if copy.get(id) != Some(filter) {
+                    let mut set = redis::cmd("HSET");
+                    set.arg(p.sub_filters()).arg(id).arg(filter);
+                    fixes.push(set);
+                }
+            }
+            for id in copy.keys().filter(|id| !filters.contains_key(*id)) {
+                let mut del = redis::cmd("HDEL");
+                del.arg(p.sub_filters()).arg(id);
+                fixes.push(del);
+            }
+        }
+        if !fixes.is_empty() {
+            tracing::info!(
+                fixes = fixes.len(),
+                "subscription filter copies brought in step"
+            );
+        }
+        self.spread::<redis::Value>(fixes).await.map(drop)
     }
 
     /// The subscriptions of `ids`, in order; `None` for one that is gone.
@@ -192,10 +264,17 @@ impl SubscriptionStore for RedisStore {
             .hdel(keys::SUB_FILTERS, id.as_str())
             .ignore()
             .zrem(keys::SUB_ORDER, order_member(&sub))
-            .ignore()
-            .del(keys::log(id.as_str()))
             .ignore();
         self.query_pipe::<()>(&pipe).await?;
+        self.copy_filter(id.as_str(), None).await?;
+        let logs = Partition::all()
+            .map(|p| {
+                let mut del = redis::cmd("DEL");
+                del.arg(p.log(id.as_str()));
+                del
+            })
+            .collect();
+        self.spread::<redis::Value>(logs).await?;
         Ok(true)
     }
 }

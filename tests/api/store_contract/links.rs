@@ -361,7 +361,7 @@ async fn concurrent_creations_of_one_identity_make_one_link(backend: Backend) {
 #[tokio::test]
 async fn a_creation_that_stops_half_way_is_finished_by_the_next_or_expires() {
     let redis = RedisServer::start();
-    let store = RedisStore::connect(&redis.url(), RETENTION).unwrap();
+    let store = RedisStore::connect(&redis.url(), RETENTION, 0).unwrap();
     let mut conn = redis::Client::open(redis.url())
         .unwrap()
         .get_multiplexed_async_connection()

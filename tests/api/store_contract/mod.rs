@@ -33,7 +33,7 @@ fn open(backend: Backend) -> Fixture {
         Backend::Redis => {
             let redis = RedisServer::start();
             Fixture {
-                store: Box::new(RedisStore::connect(&redis.url(), RETENTION).unwrap()),
+                store: Box::new(RedisStore::connect(&redis.url(), RETENTION, 0).unwrap()),
                 _dir: None,
                 _redis: Some(redis),
             }

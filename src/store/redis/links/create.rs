@@ -125,11 +125,14 @@ impl RedisStore {
         &self,
         identities: &[Identity],
     ) -> Result<Vec<(Holder, bool)>, StoreError> {
-        let mut pipe = redis::pipe();
-        for identity in identities {
-            pipe.get(&identity.key);
-        }
-        let codes: Vec<Option<String>> = self.query_pipe(&pipe).await?;
+        let reads = (identities.iter())
+            .map(|identity| {
+                let mut get = redis::cmd("GET");
+                get.arg(&identity.key);
+                get
+            })
+            .collect();
+        let codes: Vec<Option<String>> = self.spread(reads).await?;
         let named: Vec<String> = codes.iter().flatten().cloned().collect();
         let mut found = self.fetch_links(&named).await?.into_iter();
         Ok(codes
@@ -186,7 +189,7 @@ impl RedisStore {
             if pending.is_empty() {
                 return Ok(());
             }
-            let mut pipe = redis::pipe();
+            let mut claims = Vec::with_capacity(pending.len());
             for &i in &pending {
                 let mut cmd = SCRIPTS
                     .claim_code
@@ -195,9 +198,9 @@ impl RedisStore {
                 for (field, value) in link_fields(&fresh[i].link) {
                     cmd.arg(field).arg(value);
                 }
-                pipe.add_command(cmd);
+                claims.push(cmd);
             }
-            let claimed: Vec<bool> = self.run(&pipe).await?;
+            let claimed: Vec<bool> = self.run_spread(claims).await?;
             let mut retry = Vec::new();
             for (&i, ok) in pending.iter().zip(claimed) {
                 if ok {
@@ -221,7 +224,7 @@ impl RedisStore {
     /// Step 3: per link, `None` when its identity is now bound to it, or the code another
     /// creator bound it to first.
     async fn bind_identities(&self, fresh: &[Fresh]) -> Result<Vec<Option<String>>, StoreError> {
-        let mut pipe = redis::pipe();
+        let mut binds = Vec::with_capacity(fresh.len());
         for f in fresh {
             let (c, p, u) = f.link.identity();
             let key = keys::identity(c, p, u);
@@ -229,20 +232,18 @@ impl RedisStore {
                 // Natively (no script call): set unless set, and answer what was there. A
                 // second run (after NOSCRIPT) finds our own code, the same answer.
                 None => {
-                    pipe.cmd("SET")
-                        .arg(key)
-                        .arg(f.link.code.as_str())
-                        .arg("NX")
-                        .arg("GET");
+                    let mut set = redis::cmd("SET");
+                    set.arg(key).arg(f.link.code.as_str()).arg("NX").arg("GET");
+                    binds.push(set);
                 }
                 Some(dead) => {
                     let mut cmd = SCRIPTS.bind_identity.call(&[&key]);
                     cmd.arg(f.link.code.as_str()).arg(dead.as_str());
-                    pipe.add_command(cmd);
+                    binds.push(cmd);
                 }
             }
         }
-        let bound: Vec<Option<String>> = self.run(&pipe).await?;
+        let bound: Vec<Option<String>> = self.run_spread(binds).await?;
         Ok(fresh
             .iter()
             .zip(bound)
@@ -257,11 +258,14 @@ impl RedisStore {
         lost: &[(&Fresh, String)],
         results: &mut [Option<Created>],
     ) -> Result<(), StoreError> {
-        let mut pipe = redis::pipe();
-        for (f, _) in lost {
-            pipe.del(keys::link(f.link.code.as_str())).ignore();
-        }
-        self.query_pipe::<()>(&pipe).await?;
+        let drops = (lost.iter())
+            .map(|(f, _)| {
+                let mut del = redis::cmd("DEL");
+                del.arg(keys::link(f.link.code.as_str()));
+                del
+            })
+            .collect();
+        self.spread::<redis::Value>(drops).await?;
         let codes: Vec<String> = lost.iter().map(|(_, winner)| winner.clone()).collect();
         let winners = self.fetch_links(&codes).await?;
         for ((f, _), winner) in lost.iter().zip(winners) {

@@ -1,17 +1,21 @@
-//! Listing links in Redis: a page of an index, in creation order.
+//! Listing links in Redis: a page of an index, in creation order. The listing and campaign
+//! indexes are kept in parts, one per partition, and merged; a lead's is one key.
 
-use super::{RedisStore, keys};
+use super::RedisStore;
 use crate::domain::{Link, Page, Position};
+use crate::store::redis::keys::{self, Partition};
 use crate::store::{LinkQuery, StoreError};
 
 pub(super) async fn list_links(
     store: &RedisStore,
     query: &LinkQuery,
 ) -> Result<Page<Link>, StoreError> {
-    let index = match (&query.phone, &query.campaign_id) {
-        (Some(phone), _) => keys::phone_index(phone),
-        (None, Some(campaign)) => keys::campaign_index(campaign),
-        (None, None) => keys::INDEX_ALL.to_owned(),
+    let parts: Vec<String> = match (&query.phone, &query.campaign_id) {
+        (Some(phone), _) => vec![keys::phone_index(phone)],
+        (None, Some(campaign)) => Partition::all()
+            .map(|p| p.campaign_index(campaign))
+            .collect(),
+        (None, None) => Partition::all().map(Partition::index_all).collect(),
     };
     let mut from = if query.after == Position::start() {
         "-".to_owned()
@@ -23,16 +27,7 @@ pub(super) async fn list_links(
     let want = query.limit + 1;
     let mut found: Vec<Link> = Vec::with_capacity(want);
     loop {
-        let mut range = redis::cmd("ZRANGE");
-        range
-            .arg(&index)
-            .arg(&from)
-            .arg("+")
-            .arg("BYLEX")
-            .arg("LIMIT")
-            .arg(0)
-            .arg(want);
-        let members: Vec<String> = store.query(&range).await?;
+        let members = first_after(store, &parts, &from, want).await?;
         let codes: Vec<String> = members
             .iter()
             .map(|m| Position::parse(m).map_or_else(String::new, |p| p.id))
@@ -52,4 +47,29 @@ pub(super) async fn list_links(
     Ok(Page::of(found, query.limit, |l| {
         Position::of(&l.created_at, l.code.as_str())
     }))
+}
+
+/// The first `want` members after `from` (a `ZRANGE … BYLEX` bound) of the union of
+/// `parts`, in order: list positions sort as strings.
+async fn first_after(
+    store: &RedisStore,
+    parts: &[String],
+    from: &str,
+    want: usize,
+) -> Result<Vec<String>, StoreError> {
+    let ranges = (parts.iter())
+        .map(|part| {
+            let mut range = redis::cmd("ZRANGE");
+            range.arg(part).arg(from).arg("+").arg("BYLEX");
+            range.arg("LIMIT").arg(0).arg(want);
+            range
+        })
+        .collect();
+    let mut members: Vec<String> = (store.spread::<Vec<String>>(ranges).await?)
+        .into_iter()
+        .flatten()
+        .collect();
+    members.sort_unstable();
+    members.truncate(want);
+    Ok(members)
 }

@@ -5,14 +5,15 @@ mod create;
 mod list;
 mod update;
 
-use super::{RedisStore, keys};
+use super::RedisStore;
+use super::keys::{self, Partition};
 use crate::domain::{
     CampaignId, Destination, ExternalLeadId, Link, LinkPatch, NewLink, Page, Phone, Position,
     ShortCode, from_millis,
 };
 use crate::store::{Created, LinkQuery, LinkStore, StoreError};
 use async_trait::async_trait;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// Members per `ZADD` when indexing a batch: one command holds Redis for about a
 /// millisecond at most.
@@ -81,14 +82,14 @@ fn link_from_hash(
 impl RedisStore {
     /// The links of `codes`, in order.
     async fn fetch_links(&self, codes: &[String]) -> Result<Vec<Option<StoredLink>>, StoreError> {
-        if codes.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut pipe = redis::pipe();
-        for code in codes {
-            pipe.hgetall(keys::link(code));
-        }
-        let hashes: Vec<HashMap<String, String>> = self.query_pipe(&pipe).await?;
+        let reads = (codes.iter())
+            .map(|code| {
+                let mut cmd = redis::cmd("HGETALL");
+                cmd.arg(keys::link(code));
+                cmd
+            })
+            .collect();
+        let hashes: Vec<HashMap<String, String>> = self.spread(reads).await?;
         codes
             .iter()
             .zip(hashes)
@@ -96,47 +97,51 @@ impl RedisStore {
             .collect()
     }
 
-    /// The last step of creation: the links join their indexes, and only then (a pipeline
-    /// runs every command, failed or not) stop expiring.
+    /// The last step of creation: the links join their indexes, and only then (a failed
+    /// index write fails the call) stop expiring.
     async fn finish_links(&self, links: &[&Link]) -> Result<(), StoreError> {
         if links.is_empty() {
             return Ok(());
         }
-        // The listing index and each campaign's take many members per command (a bulk
-        // call is one campaign): a command per member cost Redis more than the inserts.
-        let members: Vec<String> = links.iter().map(|link| index_member(link)).collect();
-        let mut by_campaign: HashMap<&CampaignId, Vec<&str>> = HashMap::new();
-        let mut pipe = redis::pipe();
-        for (link, member) in links.iter().zip(&members) {
+        // The listing and campaign indexes take many members per command (a bulk call is
+        // one campaign): a command per member cost Redis more than the inserts.
+        let mut writes = Vec::new();
+        let mut by_index: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for link in links {
+            let member = index_member(link);
             if let Some(phone) = &link.phone {
-                pipe.zadd(keys::phone_index(phone), member, 0).ignore();
+                let mut zadd = redis::cmd("ZADD");
+                zadd.arg(keys::phone_index(phone)).arg(0).arg(&member);
+                writes.push(zadd);
             }
-            by_campaign
-                .entry(&link.campaign_id)
-                .or_default()
-                .push(member);
+            let partition = Partition::of(link.code.as_str());
+            for index in [
+                partition.index_all(),
+                partition.campaign_index(&link.campaign_id),
+            ] {
+                by_index.entry(index).or_default().push(member.clone());
+            }
         }
-        let all = (
-            keys::INDEX_ALL.to_owned(),
-            members.iter().map(String::as_str).collect(),
-        );
-        let indexes = (by_campaign.into_iter())
-            .map(|(campaign, members)| (keys::campaign_index(campaign), members))
-            .chain([all]);
-        for (index, members) in indexes {
+        for (index, members) in &by_index {
             for chunk in members.chunks(MEMBERS_PER_ZADD) {
-                let scored: Vec<(u8, &str)> = chunk.iter().map(|m| (0, *m)).collect();
-                pipe.zadd_multiple(&index, &scored).ignore();
+                let mut zadd = redis::cmd("ZADD");
+                zadd.arg(index);
+                for member in chunk {
+                    zadd.arg(0).arg(member);
+                }
+                writes.push(zadd);
             }
         }
-        self.query_pipe::<()>(&pipe).await?;
-        let mut persist = redis::pipe();
+        self.spread::<redis::Value>(writes).await?;
+        let mut persist = Vec::with_capacity(links.len() * 2);
         for link in links {
             let key = keys::link(link.code.as_str());
-            persist.hdel(&key, "unfinished").ignore();
-            persist.persist(key).ignore();
+            let (mut hdel, mut keep) = (redis::cmd("HDEL"), redis::cmd("PERSIST"));
+            hdel.arg(&key).arg("unfinished");
+            keep.arg(key);
+            persist.extend([hdel, keep]);
         }
-        self.query_pipe(&persist).await
+        self.spread::<redis::Value>(persist).await.map(drop)
     }
 }
 

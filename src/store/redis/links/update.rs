@@ -1,7 +1,8 @@
 //! Changing and deleting links in Redis.
 
-use super::{RedisStore, index_member, keys};
+use super::{RedisStore, index_member};
 use crate::domain::{Link, LinkPatch, ShortCode};
+use crate::store::redis::keys::{self, Partition};
 use crate::store::redis::scripts::SCRIPTS;
 use crate::store::{LinkStore, StoreError};
 
@@ -76,17 +77,28 @@ pub(super) async fn delete_link(store: &RedisStore, code: &ShortCode) -> Result<
     };
     let (c, p, u) = link.identity();
     let member = index_member(&link);
-    let mut pipe = redis::pipe();
+    let partition = Partition::of(code.as_str());
     let mut unbind = SCRIPTS.unbind_identity.call(&[&keys::identity(c, p, u)]);
     unbind.arg(code.as_str());
-    pipe.add_command(unbind).ignore();
-    pipe.zrem(keys::INDEX_ALL, &member).ignore();
-    pipe.zrem(keys::campaign_index(&link.campaign_id), &member)
-        .ignore();
-    if let Some(phone) = &link.phone {
-        pipe.zrem(keys::phone_index(phone), &member).ignore();
+    let mut cmds = vec![unbind];
+    let mut indexes = vec![
+        partition.index_all(),
+        partition.campaign_index(&link.campaign_id),
+    ];
+    indexes.extend(link.phone.as_ref().map(keys::phone_index));
+    for index in indexes {
+        let mut zrem = redis::cmd("ZREM");
+        zrem.arg(index).arg(&member);
+        cmds.push(zrem);
     }
-    pipe.del(keys::link(code.as_str()));
-    let (deleted,): (u32,) = store.run(&pipe).await?;
+    let mut del = redis::cmd("DEL");
+    del.arg(keys::link(code.as_str()));
+    cmds.push(del);
+    let replies: Vec<redis::Value> = store.run_spread(cmds).await?;
+    let deleted: u32 = (replies.last())
+        .map(redis::from_redis_value_ref)
+        .transpose()
+        .map_err(|e| StoreError::Corrupt(format!("DEL answered {e}")))?
+        .unwrap_or(0);
     Ok(deleted > 0)
 }

@@ -1,24 +1,35 @@
-//! Leasing deliveries: due retries move to the `ready` stream, stale leases are taken over,
-//! new entries are read as the consumer group, and each is checked before it is handed
-//! out (see [`rules::attemptable`]).
+//! Leasing deliveries: due retries move to their partition's `ready` stream, leases of
+//! dead or stuck consumers are taken over (`take_over.rs`), new entries are read as the
+//! consumer group from every partition, and each is checked before it is handed out (see
+//! [`rules::attemptable`]).
 
+use super::RedisStore;
 use super::finish::{Settle, settle};
-use super::{RedisStore, keys};
 use crate::domain::{
     Attempt, DeliveryOutcome, DeliveryStatus, DeliveryTask, EventId, EventType, Subscription,
     now_millis, rules,
 };
+use crate::store::redis::keys::{self, PARTITIONS, Partition};
 use crate::store::redis::{scripts::SCRIPTS, unavailable};
 use crate::store::{Lease, Leased, StoreError};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// Most scheduled retries moved to `ready` per claim.
+/// Most scheduled retries moved to `ready` per partition and claim.
 const MOVE_BATCH: usize = 500;
+/// How often scheduled retries are moved to `ready`, at most, per instance.
+const MOVE_DUE_EVERY_MS: i64 = 100;
+/// How often leases of dead or stuck consumers are looked for, at most, per instance.
+const TAKE_OVER_EVERY_MS: i64 = 1000;
+/// How long a claim that found nothing waits before it looks again, unless this
+/// instance queues something meanwhile: the delay of a delivery queued by another
+/// instance to an idle one.
+const POLL_EVERY: Duration = Duration::from_millis(50);
 
 /// A stream entry: which delivery it leases.
-struct Entry {
+pub(super) struct Entry {
+    partition: Partition,
     id: String,
     sub: String,
     event: String,
@@ -32,6 +43,9 @@ struct Row {
     attempts: Option<String>,
 }
 
+/// Claims from every partition, waiting up to `wait` for something to claim: woken at
+/// once when this instance queues deliveries, else it looks again every [`POLL_EVERY`]
+/// (a blocking read cannot span partitions on a cluster).
 pub(super) async fn claim_deliveries(
     store: &RedisStore,
     consumer: &str,
@@ -39,15 +53,41 @@ pub(super) async fn claim_deliveries(
     wait: Duration,
     lease: Duration,
 ) -> Result<Vec<Leased>, StoreError> {
-    let mut move_due = SCRIPTS.move_due.call(&[keys::RETRY]);
-    move_due
-        .arg(keys::READY)
-        .arg(now_millis().timestamp_millis())
-        .arg(MOVE_BATCH);
-    store.run_one::<u64>(move_due).await?;
-    let mut entries = store.reclaim_stale(consumer, max, lease).await?;
+    let deadline = Instant::now() + wait;
+    loop {
+        let queued = store.queued.notified();
+        tokio::pin!(queued);
+        queued.as_mut().enable();
+        let found = claim_once(store, consumer, max, lease).await?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        if !found.is_empty() || left.is_zero() {
+            return Ok(found);
+        }
+        tokio::select! {
+            () = queued => {}
+            () = tokio::time::sleep(left.min(POLL_EVERY)) => {}
+        }
+    }
+}
+
+async fn claim_once(
+    store: &RedisStore,
+    consumer: &str,
+    max: usize,
+    lease: Duration,
+) -> Result<Vec<Leased>, StoreError> {
+    if store.timers.due(&store.timers.move_due, MOVE_DUE_EVERY_MS) {
+        store.move_due().await?;
+    }
+    let mut entries = Vec::new();
+    if store
+        .timers
+        .due(&store.timers.take_over, TAKE_OVER_EVERY_MS)
+    {
+        entries = store.take_over(consumer, max, lease).await?;
+    }
     if entries.is_empty() {
-        entries = store.read_ready(consumer, max, wait).await?;
+        entries = store.read_ready(consumer, max).await?;
     }
     if entries.is_empty() {
         return Ok(Vec::new());
@@ -70,13 +110,17 @@ pub(super) async fn claim_deliveries(
                     body,
                     attempts_made: attempts_made(row.attempts.as_deref())?,
                 },
-                lease: Lease::Entry(entry.id.clone()),
+                lease: Lease::Entry {
+                    stream: entry.partition.index(),
+                    id: entry.id.clone(),
+                },
             }),
             _ => dropped.push(entry),
         }
     }
     let settles: Vec<Settle<'_>> = (dropped.iter())
         .map(|e| Settle {
+            partition: e.partition,
             entry: &e.id,
             sub: &e.sub,
             event: &e.event,
@@ -85,6 +129,17 @@ pub(super) async fn claim_deliveries(
         .collect();
     settle(store, &settles).await?;
     Ok(tasks)
+}
+
+/// How many of `max` entries to read from each partition: as even as can be, the
+/// remainder going to the partitions after `start`, which moves on at every claim, so
+/// that no partition waits behind another.
+fn shares(max: usize, start: usize) -> [usize; PARTITIONS] {
+    let mut shares = [max / PARTITIONS; PARTITIONS];
+    for i in 0..max % PARTITIONS {
+        shares[(start + i) % PARTITIONS] += 1;
+    }
+    shares
 }
 
 fn attempts_made(attempts: Option<&str>) -> Result<u32, StoreError> {
@@ -97,13 +152,14 @@ fn attempts_made(attempts: Option<&str>) -> Result<u32, StoreError> {
 }
 
 /// A stream entry from its fields; one without them leases nothing we can name.
-fn entry_of(entry: redis::streams::StreamId) -> Entry {
+pub(super) fn entry_of(partition: Partition, entry: redis::streams::StreamId) -> Entry {
     let field = |name: &str| {
         (entry.map.get(name))
             .and_then(|v| redis::from_redis_value_ref::<String>(v).ok())
             .unwrap_or_default()
     };
     Entry {
+        partition,
         sub: field("s"),
         event: field("e"),
         id: entry.id.clone(),
@@ -121,18 +177,19 @@ impl RedisStore {
         ids.dedup();
         let found = self.fetch_subscriptions(&ids).await?;
         let subs = ids.iter().map(|id| (*id).to_owned()).zip(found).collect();
-        let mut pipe = redis::pipe();
+        let mut reads = Vec::with_capacity(entries.len() * 2);
         for entry in entries {
-            pipe.cmd("HMGET")
-                .arg(keys::event(&entry.event))
+            let (mut event, mut delivery) = (redis::cmd("HMGET"), redis::cmd("HMGET"));
+            event
+                .arg(entry.partition.event(&entry.event))
                 .arg("b")
                 .arg("t");
-            pipe.cmd("HMGET")
-                .arg(keys::delivery(&entry.sub, &entry.event))
+            (delivery.arg(entry.partition.delivery(&entry.sub, &entry.event)))
                 .arg("status")
                 .arg("attempts");
+            reads.extend([event, delivery]);
         }
-        let values: Vec<(Option<String>, Option<String>)> = self.query_pipe(&pipe).await?;
+        let values: Vec<(Option<String>, Option<String>)> = self.spread(reads).await?;
         let rows = values
             .chunks(2)
             .map(|pair| Row {
@@ -145,83 +202,86 @@ impl RedisStore {
         Ok((subs, rows))
     }
 
-    /// Reads the group's new entries, creating the group after a fresh start (or after
+    /// Moves due retries of every partition into its `ready` stream.
+    async fn move_due(&self) -> Result<(), StoreError> {
+        let now = now_millis().timestamp_millis();
+        let calls = Partition::all().map(|p| {
+            let mut cmd = SCRIPTS.move_due.call(&[&p.retry()]);
+            cmd.arg(p.ready()).arg(now).arg(MOVE_BATCH);
+            self.run_one::<u64>(cmd)
+        });
+        let moved = futures::future::try_join_all(calls).await?;
+        if moved.iter().any(|&n| n > 0) {
+            self.queued.notify_waiters();
+        }
+        Ok(())
+    }
+
+    /// Reads new entries of every partition as the group, each partition its share.
+    async fn read_ready(&self, consumer: &str, max: usize) -> Result<Vec<Entry>, StoreError> {
+        let start = self.timers.next_partition.fetch_add(1, Ordering::Relaxed);
+        let shares = shares(max, start % PARTITIONS);
+        let reads = Partition::all()
+            .zip(shares)
+            .filter(|(_, share)| *share > 0)
+            .map(|(p, share)| self.read_partition(p, consumer, share));
+        let found = futures::future::try_join_all(reads).await?;
+        Ok(found.into_iter().flatten().collect())
+    }
+
+    /// Reads a partition's new entries, creating its group after a fresh start (or after
     /// Redis lost its data).
-    async fn read_ready(
+    async fn read_partition(
         &self,
+        partition: Partition,
         consumer: &str,
         max: usize,
-        wait: Duration,
     ) -> Result<Vec<Entry>, StoreError> {
+        let ready = partition.ready();
         let mut read = redis::cmd("XREADGROUP");
-        read.arg("GROUP")
-            .arg(keys::GROUP)
-            .arg(consumer)
-            .arg("COUNT")
-            .arg(max);
-        if !wait.is_zero() {
-            read.arg("BLOCK").arg(wait.as_millis() as u64);
-        }
-        read.arg("STREAMS").arg(keys::READY).arg(">");
-        let reply = match read.query_async(&mut self.blocking.clone()).await {
+        read.arg("GROUP").arg(keys::GROUP).arg(consumer);
+        read.arg("COUNT")
+            .arg(max)
+            .arg("STREAMS")
+            .arg(&ready)
+            .arg(">");
+        let reply = match read.query_async(&mut self.conn()).await {
             Err(e) if e.code() == Some("NOGROUP") => {
                 let mut create = redis::cmd("XGROUP");
-                create
-                    .arg("CREATE")
-                    .arg(keys::READY)
-                    .arg(keys::GROUP)
-                    .arg("0")
-                    .arg("MKSTREAM");
+                create.arg("CREATE").arg(&ready).arg(keys::GROUP);
+                create.arg("0").arg("MKSTREAM");
                 if let Err(e) = create.query_async::<()>(&mut self.conn()).await
                     && e.code() != Some("BUSYGROUP")
                 {
                     return Err(unavailable(e));
                 }
-                read.query_async(&mut self.blocking.clone()).await
+                read.query_async(&mut self.conn()).await
             }
             other => other,
         };
         let reply: redis::streams::StreamReadReply = reply.map_err(unavailable)?;
-        Ok(reply
-            .keys
-            .into_iter()
+        Ok((reply.keys.into_iter())
             .flat_map(|k| k.ids)
-            .map(entry_of)
+            .map(|id| entry_of(partition, id))
             .collect())
     }
+}
 
-    /// Takes over entries leased by a consumer that stopped answering, at most once a
-    /// second per instance.
-    async fn reclaim_stale(
-        &self,
-        consumer: &str,
-        max: usize,
-        lease: Duration,
-    ) -> Result<Vec<Entry>, StoreError> {
-        let now = now_millis().timestamp_millis();
-        let last = self.last_reclaim.load(Ordering::Relaxed);
-        let due = now - last >= 1000
-            && (self.last_reclaim)
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok();
-        if !due {
-            return Ok(Vec::new());
-        }
-        let mut claim = redis::cmd("XAUTOCLAIM");
-        claim
-            .arg(keys::READY)
-            .arg(keys::GROUP)
-            .arg(consumer)
-            .arg(lease.as_millis() as u64);
-        claim.arg("0-0").arg("COUNT").arg(max);
-        match claim
-            .query_async::<redis::streams::StreamAutoClaimReply>(&mut self.conn())
-            .await
-        {
-            Ok(reply) => Ok(reply.claimed.into_iter().map(entry_of).collect()),
-            // No group yet: nothing can be stale.
-            Err(e) if e.code() == Some("NOGROUP") => Ok(Vec::new()),
-            Err(e) => Err(unavailable(e)),
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shares_add_up_and_the_remainder_moves_round() {
+        assert_eq!(shares(32, 5), [2; PARTITIONS]);
+        let one = shares(1, 3);
+        assert_eq!(one.iter().sum::<usize>(), 1);
+        assert_eq!(one[3], 1);
+        let some = shares(20, 14);
+        assert_eq!(some.iter().sum::<usize>(), 20);
+        assert_eq!(
+            (some[14], some[15], some[0], some[1], some[2]),
+            (2, 2, 2, 2, 1)
+        );
     }
 }

@@ -1,9 +1,11 @@
 //! Writing outcomes: `lua/finish.lua` settles each delivery as [`rules::settle`] says.
 
-use super::{RedisStore, keys};
+use super::RedisStore;
 use crate::domain::{DeliveryOutcome, rules};
+use crate::store::redis::keys::Partition;
 use crate::store::redis::scripts::SCRIPTS;
 use crate::store::{Lease, Leased, StoreError};
+use std::collections::BTreeMap;
 
 /// Outcomes per call of the finish script: one `XDEL` for all of them, and no call holds
 /// Redis for more than about a millisecond.
@@ -11,6 +13,7 @@ pub(super) const OUTCOMES_PER_CALL: usize = 64;
 
 /// One delivery to settle: its stream entry, its ids, and what becomes of it.
 pub(super) struct Settle<'a> {
+    pub partition: Partition,
     pub entry: &'a str,
     pub sub: &'a str,
     pub event: &'a str,
@@ -24,8 +27,11 @@ pub(super) async fn finish_deliveries(
     let settles = done
         .iter()
         .map(|(leased, outcome)| match &leased.lease {
-            Lease::Entry(entry) => Ok(Settle {
-                entry,
+            Lease::Entry { stream, id } => Ok(Settle {
+                partition: Partition::from_index(*stream).ok_or_else(|| {
+                    StoreError::bug(std::io::Error::other("a lease of no partition"))
+                })?,
+                entry: id,
                 sub: leased.task.subscription.id.as_str(),
                 event: leased.task.event_id.as_str(),
                 outcome,
@@ -35,24 +41,42 @@ pub(super) async fn finish_deliveries(
             ))),
         })
         .collect::<Result<Vec<_>, _>>()?;
-    settle(store, &settles).await
+    settle(store, &settles).await?;
+    // The script disabled the subscription where it settled the 410 (so that its
+    // partition queues nothing more for it); here, everywhere else.
+    let mut gone: Vec<&str> = (settles.iter())
+        .filter(|one| rules::settle(one.outcome).disables_subscription)
+        .map(|one| one.sub)
+        .collect();
+    gone.sort_unstable();
+    gone.dedup();
+    for sub in gone {
+        store.disable_subscription(sub).await?;
+    }
+    Ok(())
 }
 
-/// Settles deliveries, a script call per [`OUTCOMES_PER_CALL`].
+/// Settles deliveries, a script call per [`OUTCOMES_PER_CALL`] in each partition.
 pub(super) async fn settle(store: &RedisStore, settles: &[Settle<'_>]) -> Result<(), StoreError> {
-    if settles.is_empty() {
-        return Ok(());
+    let mut by_partition: BTreeMap<Partition, Vec<&Settle<'_>>> = BTreeMap::new();
+    for one in settles {
+        by_partition.entry(one.partition).or_default().push(one);
     }
-    let mut pipe = redis::pipe();
-    for chunk in settles.chunks(OUTCOMES_PER_CALL) {
-        let mut cmd = SCRIPTS.finish.call(&[keys::READY]);
-        cmd.arg(&keys::FINISH[..]);
-        for one in chunk {
-            add_settle(&mut cmd, one)?;
-        }
-        pipe.add_command(cmd).ignore();
-    }
-    store.run(&pipe).await
+    let calls = by_partition
+        .into_iter()
+        .map(|(partition, settles)| async move {
+            let mut pipe = redis::pipe();
+            for chunk in settles.chunks(OUTCOMES_PER_CALL) {
+                let mut cmd = SCRIPTS.finish.call(&[&partition.ready()]);
+                cmd.arg(&partition.finish()[..]);
+                for one in chunk {
+                    add_settle(&mut cmd, one)?;
+                }
+                pipe.add_command(cmd).ignore();
+            }
+            store.run::<()>(&pipe).await
+        });
+    futures::future::try_join_all(calls).await.map(drop)
 }
 
 fn add_settle(cmd: &mut redis::Cmd, one: &Settle<'_>) -> Result<(), StoreError> {

@@ -1,12 +1,15 @@
 //! The delivery log of a subscription, newest first.
 
-use super::{RedisStore, keys};
+use super::RedisStore;
 use crate::domain::{
     DeliveryRecord, DeliveryStatus, EventId, EventType, Page, Position, SubscriptionId, from_millis,
 };
 use crate::store::StoreError;
+use crate::store::redis::keys::Partition;
 use std::collections::HashMap;
 
+/// The log is kept in parts, one per partition: the page is the newest `limit` of the
+/// newest `limit + 1` of each part.
 pub(super) async fn list_deliveries(
     store: &RedisStore,
     sub: &SubscriptionId,
@@ -14,19 +17,40 @@ pub(super) async fn list_deliveries(
     before: Option<Position>,
     limit: usize,
 ) -> Result<Page<DeliveryRecord>, StoreError> {
+    let parts = Partition::all().map(|p| list_part(store, p, sub, status, before.as_ref(), limit));
+    let mut items: Vec<DeliveryRecord> = (futures::future::try_join_all(parts).await?)
+        .into_iter()
+        .flatten()
+        .collect();
+    items.sort_by(|a, b| {
+        (b.created_at, b.event_id.as_str()).cmp(&(a.created_at, a.event_id.as_str()))
+    });
+    items.truncate(limit + 1);
+    Ok(Page::of(items, limit, |r| {
+        Position::of(&r.created_at, r.event_id.as_str())
+    }))
+}
+
+/// Up to `limit + 1` records of one partition's part of the log, newest first.
+async fn list_part(
+    store: &RedisStore,
+    partition: Partition,
+    sub: &SubscriptionId,
+    status: Option<DeliveryStatus>,
+    before: Option<&Position>,
+    limit: usize,
+) -> Result<Vec<DeliveryRecord>, StoreError> {
     // Newest first, and among equal times by event id descending, as `ZRANGE … REV` orders
     // them. One fixed upper bound and a growing offset: every member is looked at once,
     // however many share a timestamp, and events added meanwhile (newer) are not.
-    let max = before
-        .as_ref()
-        .map_or("+inf".to_owned(), |p| p.ms.to_string());
+    let max = before.map_or("+inf".to_owned(), |p| p.ms.to_string());
     let mut items: Vec<DeliveryRecord> = Vec::new();
     let batch = (limit + 1).max(100);
     let mut offset = 0;
     while items.len() <= limit {
         let mut range = redis::cmd("ZRANGE");
         range
-            .arg(keys::log(sub.as_str()))
+            .arg(partition.log(sub.as_str()))
             .arg(&max)
             .arg("-inf")
             .arg("BYSCORE")
@@ -35,7 +59,7 @@ pub(super) async fn list_deliveries(
         let members: Vec<(String, f64)> = store.query(&range).await?;
         offset += members.len();
         let fresh: Vec<&String> = (members.iter())
-            .filter(|(event, ms)| match &before {
+            .filter(|(event, ms)| match before {
                 Some(p) => (*ms as i64) < p.ms || (*ms as i64 == p.ms && *event < p.id),
                 None => true,
             })
@@ -43,7 +67,7 @@ pub(super) async fn list_deliveries(
             .collect();
         let mut pipe = redis::pipe();
         for event in &fresh {
-            pipe.hgetall(keys::delivery(sub.as_str(), event));
+            pipe.hgetall(partition.delivery(sub.as_str(), event));
         }
         let hashes: Vec<HashMap<String, String>> = if fresh.is_empty() {
             Vec::new()
@@ -63,9 +87,7 @@ pub(super) async fn list_deliveries(
             break;
         }
     }
-    Ok(Page::of(items, limit, |r| {
-        Position::of(&r.created_at, r.event_id.as_str())
-    }))
+    Ok(items)
 }
 
 fn delivery_record(
