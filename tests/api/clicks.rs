@@ -2,7 +2,7 @@
 //! bots, counters and subscription filters, on both stores.
 
 use crate::helpers::{Backend, Receiver, TestApp, WAIT, webhook_config};
-use crate::on_both_stores;
+use crate::on_every_store;
 use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
 use reqwest::StatusCode;
@@ -13,7 +13,7 @@ const IMESSAGE_PREVIEW: &str = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_11_1) 
 const SAMSUNG_PREVIEW: &str =
     "Mozilla/5.0 (X11; Ubuntu; Linux i686; rv:24.0) Gecko/20100101 Firefox/24.0";
 
-on_both_stores!(
+on_every_store!(
     a_human_click_emits_the_seed_body_signed_per_standard_webhooks,
     clicks_inside_the_window_emit_nothing_and_the_next_window_emits_again,
     bots_and_previews_are_counted_but_never_open_the_window,

@@ -2,12 +2,12 @@
 //! patch, delete, list, auth and the OpenAPI document.
 
 use crate::helpers::{Backend, TOKEN, TestApp, error_code};
-use crate::on_both_stores;
+use crate::on_every_store;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::collections::HashSet;
 
-on_both_stores!(
+on_every_store!(
     a_created_link_carries_every_field,
     the_same_campaign_phone_and_url_returns_the_existing_link_with_200,
     a_custom_code_is_used_and_a_taken_one_is_409,

@@ -2,7 +2,7 @@
 //! `lead.link_sent` and `lead.link_delivered`, once each; Twilio's callback does the same.
 
 use crate::helpers::{Backend, Receiver, TestApp, WAIT, error_code, location, webhook_config};
-use crate::on_both_stores;
+use crate::on_every_store;
 use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
 use reqwest::{Method, StatusCode};
@@ -11,7 +11,7 @@ use std::time::Duration;
 
 const TWILIO_TOKEN: &str = "twilio-auth-token";
 
-on_both_stores!(
+on_every_store!(
     every_url_becomes_the_leads_short_link_and_nothing_else_changes,
     a_message_without_urls_is_kept_as_is_and_emits_nothing,
     a_retried_creation_returns_the_same_message,

@@ -1,11 +1,11 @@
 //! The public listener: redirects, their headers, 404/410 and what it must not expose.
 
 use crate::helpers::{Backend, TOKEN, TestApp, location};
-use crate::on_both_stores;
+use crate::on_every_store;
 use reqwest::StatusCode;
 use serde_json::json;
 
-on_both_stores!(
+on_every_store!(
     a_click_is_a_302_to_the_destination_that_no_one_may_cache,
     head_answers_like_get_without_a_body,
     unknown_codes_get_a_404_page,

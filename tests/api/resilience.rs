@@ -4,13 +4,13 @@ use crate::helpers::{
     Backend, Receiver, RedisServer, TOKEN, TestApp, error_code, eventually, location,
     wait_for_change_feed, webhook_config,
 };
-use crate::on_both_stores;
+use crate::on_every_store;
 use akti_link::config::StoreConfig;
 use reqwest::StatusCode;
 use serde_json::json;
 use std::time::Duration;
 
-on_both_stores!(
+on_every_store!(
     bad_input_gets_a_4xx_and_the_process_keeps_serving,
     syntax_is_checked_before_fields_and_errors_are_in_our_words,
 );

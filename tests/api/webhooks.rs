@@ -4,13 +4,13 @@
 use crate::helpers::{
     Backend, Receiver, Reply, TestApp, WAIT, error_code, eventually, webhook_config,
 };
-use crate::on_both_stores;
+use crate::on_every_store;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::time::Duration;
 
-on_both_stores!(
+on_every_store!(
     subscriptions_can_be_created_read_listed_changed_and_deleted,
     invalid_subscriptions_are_422,
     private_targets_are_refused_unless_allowed,

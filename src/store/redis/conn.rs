@@ -20,6 +20,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// (batch ids, event ids in windows, acknowledged stream entries).
 const CLUSTER_RETRIES: u32 = 3;
 
+/// Most commands of one [`RedisStore::spread`] in flight at once on a cluster.
+const SPREAD_IN_FLIGHT: usize = 256;
+
 /// A shared, multiplexed connection that reconnects by itself; cheap to clone per call.
 #[derive(Clone)]
 pub(super) enum Conn {
@@ -151,12 +154,12 @@ impl RedisStore {
         &self,
         cmds: Vec<Cmd>,
     ) -> Result<Vec<T>, StoreError> {
-        self.spread_raw(&cmds).await.map_err(unavailable)
+        self.spread_raw(cmds).await.map_err(unavailable)
     }
 
     pub(super) async fn spread_raw<T: redis::FromRedisValue>(
         &self,
-        cmds: &[Cmd],
+        cmds: Vec<Cmd>,
     ) -> redis::RedisResult<Vec<T>> {
         if cmds.is_empty() {
             return Ok(Vec::new());
@@ -165,16 +168,23 @@ impl RedisStore {
             Conn::Single(mut conn) => {
                 let mut pipe = redis::pipe();
                 for cmd in cmds {
-                    pipe.add_command(cmd.clone());
+                    pipe.add_command(cmd);
                 }
                 pipe.query_async(&mut conn).await
             }
             Conn::Cluster(conn) => {
-                let calls = cmds.iter().map(|cmd| {
+                use futures::{StreamExt, TryStreamExt};
+                let calls = cmds.into_iter().map(move |cmd| {
                     let mut conn = conn.clone();
                     async move { cmd.query_async::<T>(&mut conn).await }
                 });
-                futures::future::try_join_all(calls).await
+                // A bound on what is in flight: each command's response timeout runs from
+                // when it is handed to the client, so ten thousand at once would time out
+                // waiting in its queue.
+                futures::stream::iter(calls)
+                    .buffered(SPREAD_IN_FLIGHT)
+                    .try_collect()
+                    .await
             }
         }
     }

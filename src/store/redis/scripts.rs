@@ -126,7 +126,7 @@ impl RedisStore {
         &self,
         cmds: Vec<redis::Cmd>,
     ) -> Result<Vec<T>, StoreError> {
-        match self.spread_raw(&cmds).await {
+        match self.spread_raw(cmds.clone()).await {
             Err(e) if e.code() == Some("NOSCRIPT") => {
                 self.load_scripts().await?;
                 self.spread(cmds).await

@@ -1,7 +1,7 @@
 //! The app running in-process on ephemeral ports, and the check that every test on both
 //! stores ends with nothing left to deliver.
 
-use super::{Backend, RedisServer, client, test_config};
+use super::{Backend, RedisCluster, RedisServer, client, test_config};
 use akti_link::app::App;
 use akti_link::config::{Config, StoreConfig};
 use akti_link::store::Store;
@@ -20,6 +20,7 @@ struct Running {
     /// Kept alive (and deleted) with the app.
     _data_dir: Option<TempDir>,
     redis: Mutex<Option<RedisServer>>,
+    cluster: Mutex<Option<RedisCluster>>,
     /// The test said deliveries may be left pending (a receiver that never answers).
     pending_allowed: AtomicBool,
 }
@@ -96,7 +97,23 @@ impl TestApp {
                 Self::start(store, tweak, Some(dir), None).await
             }
             Backend::Redis => Self::spawn_on_redis(RedisServer::start(), tweak).await,
+            Backend::Cluster => {
+                let cluster = tokio::task::spawn_blocking(RedisCluster::start)
+                    .await
+                    .expect("the cluster starts");
+                Self::spawn_on_cluster(cluster, tweak).await
+            }
         }
+    }
+
+    /// Starts an app on `cluster`, which it keeps (and the test can kill nodes of).
+    pub async fn spawn_on_cluster(cluster: RedisCluster, tweak: impl FnOnce(&mut Config)) -> Self {
+        let store = StoreConfig::Redis {
+            url: cluster.urls(),
+        };
+        let app = Self::start(store, tweak, None, None).await;
+        *app.running.cluster.lock().unwrap() = Some(cluster);
+        app
     }
 
     /// Starts an app on `redis`, which it keeps (and the test can stop and restart).
@@ -127,6 +144,7 @@ impl TestApp {
             task: Mutex::new(Some(tokio::spawn(app.run()))),
             _data_dir: data_dir,
             redis: Mutex::new(redis),
+            cluster: Mutex::new(None),
             pending_allowed: AtomicBool::new(false),
         });
         let _ = APPS.try_with(|apps| apps.borrow_mut().push(running.clone()));
@@ -157,6 +175,12 @@ impl TestApp {
     pub fn redis<T>(&self, f: impl FnOnce(&mut RedisServer) -> T) -> T {
         let mut redis = self.running.redis.lock().unwrap();
         f(redis.as_mut().expect("a Redis-backed app"))
+    }
+
+    /// What the test does to the app's own Redis Cluster (kill a node, count commands).
+    pub fn cluster<T>(&self, f: impl FnOnce(&mut RedisCluster) -> T) -> T {
+        let mut cluster = self.running.cluster.lock().unwrap();
+        f(cluster.as_mut().expect("a cluster-backed app"))
     }
 
     pub fn admin_url(&self, path: &str) -> String {

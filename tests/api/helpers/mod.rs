@@ -5,11 +5,13 @@
 mod api;
 pub mod app;
 mod binary;
+mod cluster;
 mod receiver;
 mod redis;
 
 pub use app::TestApp;
 pub use binary::{Binary, binary_path};
+pub use cluster::RedisCluster;
 pub use receiver::{Received, Receiver, Reply};
 pub use redis::{RedisServer, wait_for_change_feed};
 
@@ -26,12 +28,13 @@ pub const RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 /// How long a test waits for something that should happen soon.
 pub const WAIT: Duration = Duration::from_secs(10);
 
-/// Runs each `async fn(Backend)` as one test per store, `mod <name> { embedded, redis }`,
+/// Runs each `async fn(Backend)` as one test per store, `mod <name> { embedded, redis,
+/// cluster }`,
 /// each ending with the check that its apps have nothing left to deliver
 /// ([`app::checked`]; a test that leaves deliveries pending says so with
 /// `TestApp::allow_pending`).
 #[macro_export]
-macro_rules! on_both_stores {
+macro_rules! on_every_store {
     ($($name:ident),* $(,)?) => {
         $(
             mod $name {
@@ -43,6 +46,10 @@ macro_rules! on_both_stores {
                 async fn redis() {
                     $crate::helpers::app::checked(super::$name($crate::helpers::Backend::Redis)).await
                 }
+                #[tokio::test]
+                async fn cluster() {
+                    $crate::helpers::app::checked(super::$name($crate::helpers::Backend::Cluster)).await
+                }
             }
         )*
     };
@@ -52,6 +59,8 @@ macro_rules! on_both_stores {
 pub enum Backend {
     Embedded,
     Redis,
+    /// A private Redis Cluster of three primaries with a replica each.
+    Cluster,
 }
 
 /// A free TCP port on loopback (bound, read, released).

@@ -2,13 +2,13 @@
 
 use super::{open, subscription};
 use crate::helpers::Backend;
-use crate::on_both_stores;
+use crate::on_every_store;
 use akti_link::domain::{CampaignId, ClickCounts, ClickOutcome, Counted, LeadClick, ShortCode};
 use std::time::Duration;
 
 const WINDOW: Duration = Duration::from_secs(30);
 
-on_both_stores!(
+on_every_store!(
     counters_of_many_links_add_up_in_one_write,
     a_batch_of_lead_clicks_is_judged_in_order,
 );

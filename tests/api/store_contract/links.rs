@@ -2,13 +2,13 @@
 
 use super::{new_link, open, with_code};
 use crate::helpers::{Backend, RETENTION, RedisServer};
-use crate::on_both_stores;
+use crate::on_every_store;
 use akti_link::domain::{CampaignId, Destination, LinkPatch, Phone, Position, ShortCode};
 use akti_link::store::redis::RedisStore;
 use akti_link::store::{LinkQuery, LinkStore, Store, StoreError};
 use std::collections::HashSet;
 
-on_both_stores!(
+on_every_store!(
     creation_is_idempotent_on_campaign_phone_and_url,
     generated_codes_have_the_requested_length,
     a_custom_code_of_another_link_is_taken,

@@ -6,7 +6,7 @@ mod links;
 mod outbox;
 mod rules;
 
-use crate::helpers::{Backend, RETENTION, RedisServer};
+use crate::helpers::{Backend, RETENTION, RedisCluster, RedisServer};
 use akti_link::domain::{
     CampaignId, Destination, NewLink, Phone, ShortCode, Subscription, SubscriptionFilter,
     SubscriptionId,
@@ -18,6 +18,7 @@ struct Fixture {
     store: Box<dyn Store>,
     _dir: Option<tempfile::TempDir>,
     _redis: Option<RedisServer>,
+    _cluster: Option<RedisCluster>,
 }
 
 fn open(backend: Backend) -> Fixture {
@@ -28,6 +29,7 @@ fn open(backend: Backend) -> Fixture {
                 store: Box::new(EmbeddedStore::open(dir.path(), RETENTION).unwrap()),
                 _dir: Some(dir),
                 _redis: None,
+                _cluster: None,
             }
         }
         Backend::Redis => {
@@ -36,6 +38,16 @@ fn open(backend: Backend) -> Fixture {
                 store: Box::new(RedisStore::connect(&redis.url(), RETENTION, 0).unwrap()),
                 _dir: None,
                 _redis: Some(redis),
+                _cluster: None,
+            }
+        }
+        Backend::Cluster => {
+            let cluster = RedisCluster::start();
+            Fixture {
+                store: Box::new(RedisStore::connect(&cluster.urls(), RETENTION, 0).unwrap()),
+                _dir: None,
+                _redis: None,
+                _cluster: Some(cluster),
             }
         }
     }

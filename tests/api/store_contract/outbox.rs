@@ -2,11 +2,11 @@
 
 use super::{open, subscription};
 use crate::helpers::Backend;
-use crate::on_both_stores;
+use crate::on_every_store;
 use akti_link::domain::{CampaignId, Position};
 use std::collections::HashSet;
 
-on_both_stores!(
+on_every_store!(
     the_delivery_log_pages_through_events_of_the_same_millisecond,
     deliveries_of_a_disabled_subscription_are_released_as_failed,
     an_outcome_written_twice_is_recorded_once,

@@ -3,7 +3,7 @@
 
 use super::{open, subscription};
 use crate::helpers::Backend;
-use crate::on_both_stores;
+use crate::on_every_store;
 use akti_link::domain::rules::{WINDOW_CASES, WindowDecision};
 use akti_link::domain::{
     CampaignId, ClickOutcome, Event, EventId, EventType, LeadClick, ShortCode, from_millis,
@@ -11,7 +11,7 @@ use akti_link::domain::{
 };
 use std::time::Duration;
 
-on_both_stores!(the_window_is_decided_as_the_rule_says);
+on_every_store!(the_window_is_decided_as_the_rule_says);
 
 fn click(code: &str, at: i64, event: &str) -> LeadClick {
     let at = from_millis(at);
