@@ -1,7 +1,7 @@
 //! The released binary as an operator runs it: `--help`, bad configuration, the config
 //! file layers, start-up logs, SIGTERM and restarts of the embedded store.
 
-use crate::helpers::{Binary, binary_path, client, location};
+use crate::helpers::{Binary, RedisServer, binary_path, client, location};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::process::Command;
@@ -25,6 +25,11 @@ fn a_bad_configuration_exits_non_zero_with_one_line() {
         ("AKTI_DEDUP_WINDOW", "forever"),
         ("AKTI_PUBLIC_ADDR", "nowhere"),
         ("AKTI_REDIS_URL", "mysql://x"),
+        (
+            "AKTI_REDIS_URL",
+            "redis://127.0.0.1:7000,http://127.0.0.1:7001",
+        ),
+        ("AKTI_REDIS_WAIT_REPLICAS", "-1"),
         ("AKTI_CONFIG", "/does/not/exist.toml"),
         ("AKTI_LOG", "info,[[["),
     ] {
@@ -38,6 +43,35 @@ fn a_bad_configuration_exits_non_zero_with_one_line() {
         let stderr = String::from_utf8(output.stderr).unwrap();
         assert_eq!(stderr.trim_end().lines().count(), 1, "{var}: {stderr}");
         assert!(stderr.contains(var), "{var}: {stderr}");
+    }
+}
+
+#[test]
+fn a_redis_of_another_key_layout_is_refused_at_start() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let start = || {
+        Command::new(binary_path())
+            .env_clear()
+            .env("AKTI_REDIS_URL", redis.url())
+            .env("AKTI_PUBLIC_ADDR", "127.0.0.1:0")
+            .env("AKTI_ADMIN_ADDR", "127.0.0.1:0")
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    for (key, field, value) in [
+        // Written by a later version.
+        ("akti:meta", "layout", "9"),
+        // Written before versions were recorded: everything under one `{q}` tag.
+        ("akti:{q}:subs", "sub_1", "{}"),
+    ] {
+        redis.command(&["FLUSHALL"]);
+        redis.command(&["HSET", key, field, value]);
+        let output = start();
+        assert_eq!(output.status.code(), Some(1), "{key} was accepted");
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert!(stderr.contains("key layout"), "{stderr}");
     }
 }
 

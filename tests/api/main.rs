@@ -6,6 +6,7 @@ mod helpers;
 mod binary;
 mod cache;
 mod clicks;
+mod cluster;
 mod connections;
 mod durability;
 mod links;

@@ -163,15 +163,6 @@ impl RedisCluster {
             .collect()
     }
 
-    /// The port of the replica of the primary on `primary`.
-    pub fn replica_of(&self, primary: u16) -> Option<u16> {
-        let replication = cli(primary, &["INFO", "replication"]);
-        let line = info_field(&replication, "slave0")?;
-        line.split(',')
-            .find_map(|kv| kv.strip_prefix("port="))
-            .and_then(|p| p.parse().ok())
-    }
-
     /// Kills a node with SIGKILL.
     pub fn kill(&mut self, port: u16) {
         let i = self.ports.iter().position(|&p| p == port).expect("a node");

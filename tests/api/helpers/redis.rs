@@ -50,6 +50,11 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// Runs one command with `redis-cli`; answers what it printed.
+    pub fn command(&self, args: &[&str]) -> String {
+        super::cluster::cli(self.port, args)
+    }
+
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
