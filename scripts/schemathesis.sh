@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs schemathesis, every check, against the released binary on each store: the embedded
-# store, and a private redis-server on a free port. Fails on any failure.
+# store, a private redis-server on a free port, and a private Redis Cluster (three
+# primaries, a replica each). Fails on any failure.
 #
 #   scripts/schemathesis.sh [BINARY]     (default: target/debug/akti-link)
 #
@@ -65,3 +66,47 @@ redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
 pids+=($!)
 for _ in $(seq 100); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
 run redis AKTI_REDIS_URL=redis://127.0.0.1:$redis_port
+
+# Six nodes whose ports and bus ports (+10000) are free, below the ephemeral range.
+cluster_ports=$(python3 - <<'PY'
+import socket
+def free(p):
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", p)); return True
+        except OSError:
+            return False
+ports, p = [], 14000
+while len(ports) < 6:
+    if free(p) and free(p + 10000):
+        ports.append(p)
+    p += 1
+print(" ".join(map(str, ports)))
+PY
+)
+nodes=()
+for port in $cluster_ports; do
+  mkdir -p "$work/cluster/$port"
+  redis-server --port "$port" --bind 127.0.0.1 --cluster-enabled yes \
+    --cluster-config-file nodes.conf --cluster-node-timeout 1000 \
+    --cluster-require-full-coverage no --repl-diskless-sync-delay 0 --save "" \
+    --appendonly no --dir "$work/cluster/$port" > "$work/cluster/$port/redis.log" 2>&1 &
+  pids+=($!)
+  nodes+=("127.0.0.1:$port")
+done
+for port in $cluster_ports; do
+  for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+done
+redis-cli --cluster create "${nodes[@]}" --cluster-replicas 1 --cluster-yes > "$work/cluster/create.log"
+for port in $cluster_ports; do
+  for _ in $(seq 200); do
+    redis-cli -p "$port" cluster info | grep -q "cluster_state:ok" && break
+    sleep 0.1
+  done
+done
+primaries=$(for port in $cluster_ports; do
+  if redis-cli -p "$port" info replication | grep -q "role:master"; then
+    echo "redis://127.0.0.1:$port"
+  fi
+done | paste -sd, -)
+run cluster AKTI_REDIS_URL="$primaries"

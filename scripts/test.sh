@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: unit tests, the integration suite (tests/api), then
-# schemathesis against the built binary on both stores. The integration tests and
+# schemathesis against the built binary on each store (embedded, Redis, Redis Cluster). The integration tests and
 # schemathesis start their own redis-server processes on free ports, so redis-server must
 # be on PATH; it is installed first when missing.
 set -euo pipefail
