@@ -158,3 +158,62 @@ async fn an_outcome_written_twice_is_recorded_once(backend: Backend) {
     assert_eq!(due.len(), 1, "the retry is due once");
     assert_eq!(due[0].task.attempts_made, 1);
 }
+
+/// On Redis a claim reads every partition: a delivery queued in a quiet partition is
+/// handed out in the first claim even behind a backlog in another one (on SQLite, where
+/// a claim takes the oldest due deliveries, it would wait its turn).
+async fn a_backlog_in_one_partition_does_not_hold_up_another(backend: Backend) {
+    use akti_link::domain::{Event, EventId, EventType};
+    use akti_link::store::redis::keys::Partition;
+    use std::time::Duration;
+    let f = open(backend);
+    let sub = subscription("sub_fair");
+    f.store.create_subscription(&sub).await.unwrap();
+    let busy = Partition::of("evt_busy_0");
+    let ids = (0..).map(|i| format!("evt_busy_{i}"));
+    let mut backlog: Vec<String> = ids
+        .filter(|id| Partition::of(id) == busy)
+        .take(300)
+        .collect();
+    let quiet = (0..)
+        .map(|i| format!("evt_quiet_{i}"))
+        .find(|id| Partition::of(id) != busy)
+        .unwrap();
+    backlog.push(quiet.clone());
+    let at = akti_link::domain::now_millis();
+    let events: Vec<Event> = (backlog.iter())
+        .map(|id| Event {
+            id: EventId::from_trusted(id.clone()),
+            event_type: EventType::LinkSent,
+            campaign_id: CampaignId::parse("c").unwrap(),
+            body: "{}".into(),
+            created_at: at,
+        })
+        .collect();
+    // The backlog first, the quiet partition's event last.
+    f.store.enqueue_events(&events[..300]).await.unwrap();
+    f.store.enqueue_events(&events[300..]).await.unwrap();
+    let lease = Duration::from_secs(60);
+    let claimed = (f.store)
+        .claim_deliveries("fair", 32, Duration::ZERO, lease)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 32, "the room is filled from the backlog");
+    assert!(
+        claimed.iter().any(|l| l.task.event_id.as_str() == quiet),
+        "the quiet partition's delivery waits behind the backlog"
+    );
+}
+
+mod fairness {
+    #[tokio::test]
+    async fn redis() {
+        super::a_backlog_in_one_partition_does_not_hold_up_another(crate::helpers::Backend::Redis)
+            .await
+    }
+    #[tokio::test]
+    async fn cluster() {
+        super::a_backlog_in_one_partition_does_not_hold_up_another(crate::helpers::Backend::Cluster)
+            .await
+    }
+}

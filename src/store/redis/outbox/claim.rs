@@ -3,8 +3,8 @@
 //! consumer group from every partition, and each is checked before it is handed out (see
 //! [`rules::attemptable`]).
 
-use super::RedisStore;
 use super::finish::{Settle, settle};
+use super::{RedisStore, from_those_that_answered};
 use crate::domain::{
     Attempt, DeliveryOutcome, DeliveryStatus, DeliveryTask, EventId, EventType, Subscription,
     now_millis, rules,
@@ -135,9 +135,16 @@ async fn claim_once(
 /// remainder going to the partitions after `start`, which moves on at every claim, so
 /// that no partition waits behind another.
 fn shares(max: usize, start: usize) -> [usize; PARTITIONS] {
-    let mut shares = [max / PARTITIONS; PARTITIONS];
-    for i in 0..max % PARTITIONS {
-        shares[(start + i) % PARTITIONS] += 1;
+    let mut shares = [0; PARTITIONS];
+    shares.copy_from_slice(&shares_over(max, PARTITIONS, start));
+    shares
+}
+
+/// `max` spread over `n` places as [`shares`] does.
+fn shares_over(max: usize, n: usize, start: usize) -> Vec<usize> {
+    let mut shares = vec![max / n; n];
+    for i in 0..max % n {
+        shares[(start + i) % n] += 1;
     }
     shares
 }
@@ -210,22 +217,44 @@ impl RedisStore {
             cmd.arg(p.ready()).arg(now).arg(MOVE_BATCH);
             self.run_one::<u64>(cmd)
         });
-        let moved = futures::future::try_join_all(calls).await?;
+        let moved = from_those_that_answered(futures::future::join_all(calls).await)?;
         if moved.iter().any(|&n| n > 0) {
             self.queued.notify_waiters();
         }
         Ok(())
     }
 
-    /// Reads new entries of every partition as the group, each partition its share.
+    /// Reads new entries of every partition as the group, each partition its share; room
+    /// a quiet partition left goes to those that filled theirs, in a second read.
     async fn read_ready(&self, consumer: &str, max: usize) -> Result<Vec<Entry>, StoreError> {
-        let start = self.timers.next_partition.fetch_add(1, Ordering::Relaxed);
-        let shares = shares(max, start % PARTITIONS);
-        let reads = Partition::all()
-            .zip(shares)
+        let start = self.timers.next_partition.fetch_add(1, Ordering::Relaxed) % PARTITIONS;
+        let first: Vec<(Partition, usize)> = Partition::all()
+            .zip(shares(max, start))
             .filter(|(_, share)| *share > 0)
-            .map(|(p, share)| self.read_partition(p, consumer, share));
-        let found = futures::future::try_join_all(reads).await?;
+            .collect();
+        let mut found = self.read_partitions(consumer, &first).await?;
+        let room = max.saturating_sub(found.len());
+        let full: Vec<Partition> = (first.iter())
+            .filter(|(p, share)| found.iter().filter(|e| e.partition == *p).count() == *share)
+            .map(|(p, _)| *p)
+            .collect();
+        if room > 0 && !full.is_empty() {
+            let more = shares_over(room, full.len(), start);
+            let second: Vec<(Partition, usize)> = (full.into_iter().zip(more))
+                .filter(|(_, share)| *share > 0)
+                .collect();
+            found.extend(self.read_partitions(consumer, &second).await?);
+        }
+        Ok(found)
+    }
+
+    async fn read_partitions(
+        &self,
+        consumer: &str,
+        shares: &[(Partition, usize)],
+    ) -> Result<Vec<Entry>, StoreError> {
+        let reads = (shares.iter()).map(|&(p, share)| self.read_partition(p, consumer, share));
+        let found = from_those_that_answered(futures::future::join_all(reads).await)?;
         Ok(found.into_iter().flatten().collect())
     }
 

@@ -43,6 +43,29 @@ impl ClaimTimers {
     }
 }
 
+/// What the partitions that answered answered: a partition whose primary is failing over
+/// must not hold up the deliveries of the others. Fails only when none answered.
+pub(super) fn from_those_that_answered<T>(
+    answers: Vec<Result<T, StoreError>>,
+) -> Result<Vec<T>, StoreError> {
+    let mut answered = Vec::with_capacity(answers.len());
+    let mut failed = None;
+    for answer in answers {
+        match answer {
+            Ok(a) => answered.push(a),
+            Err(e) => failed = Some(e),
+        }
+    }
+    match failed {
+        Some(e) if answered.is_empty() => Err(e),
+        Some(e) => {
+            tracing::debug!(error = %e, "a partition did not answer");
+            Ok(answered)
+        }
+        None => Ok(answered),
+    }
+}
+
 /// Events per call of the enqueue script.
 const EVENTS_PER_CALL: usize = 64;
 

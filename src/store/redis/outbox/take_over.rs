@@ -74,9 +74,12 @@ impl RedisStore {
                 other => other.map_err(unavailable),
             }
         });
-        let summaries = futures::future::try_join_all(summaries).await?;
+        let summaries: Vec<(Partition, StreamPendingReply)> = Partition::all()
+            .zip(futures::future::join_all(summaries).await)
+            .filter_map(|(p, summary)| Some(p).zip(summary.ok()))
+            .collect();
         let mut holders: HashMap<String, Vec<Partition>> = HashMap::new();
-        for (p, summary) in Partition::all().zip(summaries) {
+        for (p, summary) in summaries {
             if let StreamPendingReply::Data(data) = summary {
                 for c in data.consumers {
                     if c.name != consumer && c.pending > 0 {
@@ -109,7 +112,10 @@ impl RedisStore {
                 if taken.len() >= max {
                     return Ok(taken);
                 }
-                taken.extend(self.take_from(p, name, consumer, max - taken.len()).await?);
+                match self.take_from(p, name, consumer, max - taken.len()).await {
+                    Ok(entries) => taken.extend(entries),
+                    Err(e) => tracing::debug!(error = %e, partition = p.index(), "no takeover"),
+                }
             }
         }
         if !taken.is_empty() {
