@@ -2,9 +2,10 @@
 //! of clicks, and the service killed with SIGKILL in a click burst.
 
 use crate::helpers::{
-    Backend, Binary, Receiver, RedisServer, Reply, TestApp, client, eventually, webhook_config,
+    Backend, Binary, Receiver, RedisServer, Reply, SharedRedis, TestApp, client, eventually,
+    webhook_config,
 };
-use akti_link::config::StoreConfig;
+use crate::on_shared_redis;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
@@ -13,10 +14,14 @@ use std::time::Duration;
 /// Restarts and takeovers get longer than the usual wait.
 const RESTART_WAIT: Duration = Duration::from_secs(20);
 
-#[tokio::test]
-async fn two_instances_share_the_window_and_deliver_each_event_once() {
-    let redis = RedisServer::start();
-    let store = StoreConfig::Redis { url: redis.url() };
+on_shared_redis!(
+    two_instances_share_the_window_and_deliver_each_event_once,
+    deliveries_wait_for_an_instance_that_dispatches,
+);
+
+async fn two_instances_share_the_window_and_deliver_each_event_once(backend: Backend) {
+    let redis = SharedRedis::start(backend).await;
+    let store = redis.store();
     let a = TestApp::spawn_on(store.clone(), webhook_config).await;
     let b = TestApp::spawn_on(store, webhook_config).await;
     let receiver = Receiver::start().await;
@@ -106,7 +111,10 @@ async fn clicks_during_a_redis_outage_are_buffered_and_delivered_when_it_returns
 /// that every click answered with a redirect has its event delivered.
 async fn sigkill_in_a_click_burst_loses_no_answered_click(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
-    let redis = (backend == Backend::Redis).then(RedisServer::start);
+    let redis = match backend {
+        Backend::Embedded => None,
+        shared => Some(SharedRedis::start(shared).await),
+    };
     let store_env: Vec<(&str, String)> = match &redis {
         Some(redis) => vec![("AKTI_REDIS_URL", redis.url())],
         None => vec![(
@@ -243,10 +251,14 @@ async fn sigkill_in_a_click_burst_loses_no_answered_click_on_redis() {
     sigkill_in_a_click_burst_loses_no_answered_click(Backend::Redis).await;
 }
 
-#[tokio::test]
-async fn deliveries_wait_for_an_instance_that_dispatches() {
-    let redis = RedisServer::start();
-    let store = StoreConfig::Redis { url: redis.url() };
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_in_a_click_burst_loses_no_answered_click_on_a_cluster() {
+    sigkill_in_a_click_burst_loses_no_answered_click(Backend::Cluster).await;
+}
+
+async fn deliveries_wait_for_an_instance_that_dispatches(backend: Backend) {
+    let redis = SharedRedis::start(backend).await;
+    let store = redis.store();
     let redirects_only = TestApp::spawn_on(store.clone(), |c| {
         webhook_config(c);
         c.dispatch = false;

@@ -1,10 +1,10 @@
 //! Faults: bad input, a Redis outage, and two instances sharing one Redis.
 
 use crate::helpers::{
-    Backend, Receiver, RedisServer, TOKEN, TestApp, error_code, eventually, location,
+    Backend, Receiver, RedisServer, SharedRedis, TOKEN, TestApp, error_code, eventually, location,
     wait_for_change_feed, webhook_config,
 };
-use crate::on_every_store;
+use crate::{on_every_store, on_shared_redis};
 use akti_link::config::StoreConfig;
 use reqwest::StatusCode;
 use serde_json::json;
@@ -188,10 +188,11 @@ fn long_cache(config: &mut akti_link::config::Config) {
     config.cache_ttl = Duration::from_secs(3600);
 }
 
-#[tokio::test]
-async fn a_change_on_one_instance_reaches_the_other_through_the_change_feed() {
-    let redis = RedisServer::start();
-    let store = StoreConfig::Redis { url: redis.url() };
+on_shared_redis!(a_change_on_one_instance_reaches_the_other_through_the_change_feed);
+
+async fn a_change_on_one_instance_reaches_the_other_through_the_change_feed(backend: Backend) {
+    let redis = SharedRedis::start(backend).await;
+    let store = redis.store();
     let a = TestApp::spawn_on(store.clone(), long_cache).await;
     let b = TestApp::spawn_on(store, long_cache).await;
     let link = a

@@ -55,6 +55,61 @@ macro_rules! on_every_store {
     };
 }
 
+/// Runs each `async fn(Backend)` about several instances sharing one Redis as one test on a
+/// standalone Redis and one on a Redis Cluster, `mod <name> { redis, cluster }`. The test
+/// owns the Redis its apps share (it is gone when the test returns), so it checks what is
+/// left to deliver itself.
+#[macro_export]
+macro_rules! on_shared_redis {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn redis() {
+                    super::$name($crate::helpers::Backend::Redis).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn cluster() {
+                    super::$name($crate::helpers::Backend::Cluster).await
+                }
+            }
+        )*
+    };
+}
+
+/// A Redis that several instances of a test share: one server or a cluster, kept running
+/// while it lives.
+pub enum SharedRedis {
+    One(RedisServer),
+    Cluster(RedisCluster),
+}
+
+impl SharedRedis {
+    pub async fn start(backend: Backend) -> Self {
+        match backend {
+            Backend::Redis => Self::One(RedisServer::start()),
+            Backend::Cluster => Self::Cluster(
+                tokio::task::spawn_blocking(RedisCluster::start)
+                    .await
+                    .expect("the cluster starts"),
+            ),
+            Backend::Embedded => panic!("the embedded store is not shared"),
+        }
+    }
+
+    /// What `AKTI_REDIS_URL` says for it.
+    pub fn url(&self) -> String {
+        match self {
+            Self::One(redis) => redis.url(),
+            Self::Cluster(cluster) => cluster.urls(),
+        }
+    }
+
+    pub fn store(&self) -> akti_link::config::StoreConfig {
+        akti_link::config::StoreConfig::Redis { url: self.url() }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Embedded,

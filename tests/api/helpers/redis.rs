@@ -156,9 +156,11 @@ impl Drop for RedisServer {
 }
 
 /// Waits until `n` instances listen on the link change feed of the Redis at `url`, so that
-/// a test's change cannot be published before an instance subscribed.
+/// a test's change cannot be published before an instance subscribed. Of a cluster's
+/// URLs, the first: where the instances subscribe first.
 pub async fn wait_for_change_feed(url: &str, n: usize) {
-    let client = redis::Client::open(url).expect("a redis url");
+    let first = url.split(',').next().expect("a redis url");
+    let client = redis::Client::open(first).expect("a redis url");
     eventually(
         "every instance subscribed to the change feed",
         Duration::from_secs(10),
