@@ -38,6 +38,8 @@ pub struct Count {
     pub click_events: u64,
     /// The latest human click (unix ms), if any.
     pub last_clicked_at: Option<i64>,
+    /// The earliest human click (unix ms), if any.
+    pub first_clicked_at: Option<i64>,
 }
 
 /// What one click adds to the counters.
@@ -58,6 +60,7 @@ impl Count {
         self.clicks += 1;
         self.click_events += u64::from(counted == Counted::HumanWithEvent);
         self.last_clicked_at = Some(self.last_clicked_at.map_or(at, |l| l.max(at)));
+        self.first_clicked_at = Some(self.first_clicked_at.map_or(at, |f| f.min(at)));
     }
 }
 

@@ -11,6 +11,10 @@ pub struct Stats {
     pub click_events: u64,
     pub bot_clicks: u64,
     pub last_clicked_at: Option<DateTime<Utc>>,
+    /// The first human click.
+    pub first_clicked_at: Option<DateTime<Utc>>,
+    /// When a message carrying the link was first reported delivered (links only).
+    pub delivered_at: Option<DateTime<Utc>>,
     pub messages_sent: u64,
     pub messages_delivered: u64,
 }
@@ -25,6 +29,15 @@ impl Stats {
         self.messages_sent += other.messages_sent;
         self.messages_delivered += other.messages_delivered;
         self.last_clicked_at = self.last_clicked_at.max(other.last_clicked_at);
+        self.first_clicked_at = earliest(self.first_clicked_at, other.first_clicked_at);
+        self.delivered_at = earliest(self.delivered_at, other.delivered_at);
+    }
+}
+
+fn earliest(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 
@@ -34,10 +47,11 @@ mod tests {
     use crate::domain::from_millis;
 
     #[test]
-    fn parts_add_up_and_the_latest_click_wins() {
+    fn parts_add_up_the_latest_click_and_the_earliest_first_click_win() {
         let mut total = Stats {
             clicks: 1,
             last_clicked_at: Some(from_millis(5)),
+            first_clicked_at: Some(from_millis(5)),
             ..Stats::default()
         };
         total.add(&Stats {
@@ -45,6 +59,7 @@ mod tests {
             bot_clicks: 3,
             messages_sent: 4,
             last_clicked_at: Some(from_millis(9)),
+            first_clicked_at: Some(from_millis(2)),
             ..Stats::default()
         });
         total.add(&Stats::default());
@@ -52,5 +67,7 @@ mod tests {
         assert_eq!(total.bot_clicks, 3);
         assert_eq!(total.messages_sent, 4);
         assert_eq!(total.last_clicked_at, Some(from_millis(9)));
+        assert_eq!(total.first_clicked_at, Some(from_millis(2)));
+        assert_eq!(total.delivered_at, None);
     }
 }

@@ -160,10 +160,15 @@ async fn clicks_inside_the_window_emit_nothing_and_the_next_window_emits_again(b
     app.click(&code).await;
     let got = receiver.wait_for(2, WAIT).await;
     assert_ne!(got[0].header("webhook-id"), got[1].header("webhook-id"));
-    settled(&app, &format!("/v1/links/{code}/stats"), |s| {
+    let stats = settled(&app, &format!("/v1/links/{code}/stats"), |s| {
         s["clickEvents"] == 2
     })
     .await;
+    // Written by two flushes: the first click stays the first.
+    let time = |r: &crate::helpers::Received| r.json()["metadata"]["eventTime"].clone();
+    assert_eq!(stats["firstClickedAt"], time(&got[0]));
+    assert_eq!(stats["lastClickedAt"], time(&got[1]));
+    assert_ne!(stats["firstClickedAt"], stats["lastClickedAt"]);
 }
 
 async fn bots_and_previews_are_counted_but_never_open_the_window(backend: Backend) {
@@ -227,7 +232,8 @@ async fn head_records_nothing(backend: Backend) {
     .await;
     assert_eq!(
         stats,
-        json!({"clicks": 1, "clickEvents": 1, "botClicks": 0, "lastClickedAt": stats["lastClickedAt"]})
+        json!({"clicks": 1, "clickEvents": 1, "botClicks": 0, "lastClickedAt": stats["lastClickedAt"],
+               "firstClickedAt": stats["lastClickedAt"], "deliveredAt": null})
     );
 }
 

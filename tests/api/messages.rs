@@ -203,6 +203,13 @@ async fn sent_and_delivered_emit_their_events_once_in_any_order(backend: Backend
         })
     );
 
+    // Each of its links knows when it was delivered.
+    for link in message["links"].as_array().unwrap() {
+        let stats = app.stats(link["code"].as_str().unwrap()).await;
+        assert_eq!(stats["deliveredAt"], "2024-01-28T12:00:05.000Z");
+        assert_eq!(stats["firstClickedAt"], Value::Null);
+    }
+
     let response = report(
         &app,
         id,
@@ -240,6 +247,12 @@ async fn sent_and_delivered_emit_their_events_once_in_any_order(backend: Backend
     assert_eq!(stats["messagesSent"], 1);
     assert_eq!(stats["messagesDelivered"], 1);
     assert_eq!(stats["links"], 2);
+    let code = message["links"][0]["code"].as_str().unwrap();
+    assert_eq!(
+        app.stats(code).await["deliveredAt"],
+        "2024-01-28T12:00:05.000Z",
+        "a repeated report changes nothing"
+    );
 }
 
 async fn failed_and_undelivered_are_recorded_without_events(backend: Backend) {

@@ -1,6 +1,5 @@
 //! Click and message counters of a link and of a campaign.
 
-use crate::domain::Stats;
 use crate::domain::{CampaignId, ShortCode, format_time};
 use crate::http::AppState;
 use crate::http::error::ApiError;
@@ -27,6 +26,10 @@ pub struct LinkStatsBody {
     click_events: u64,
     bot_clicks: u64,
     last_clicked_at: Option<String>,
+    /// The first human click.
+    first_clicked_at: Option<String>,
+    /// When a message carrying the link was first reported delivered.
+    delivered_at: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -41,8 +44,8 @@ pub struct CampaignStatsBody {
     messages_delivered: u64,
 }
 
-fn last(stats: &Stats) -> Option<String> {
-    stats.last_clicked_at.as_ref().map(format_time)
+fn time(at: &Option<chrono::DateTime<chrono::Utc>>) -> Option<String> {
+    at.as_ref().map(format_time)
 }
 
 #[utoipa::path(get, path = "/v1/links/{code}/stats", tag = "stats",
@@ -58,7 +61,9 @@ async fn link_stats(
         clicks: stats.clicks,
         click_events: stats.click_events,
         bot_clicks: stats.bot_clicks,
-        last_clicked_at: last(&stats),
+        last_clicked_at: time(&stats.last_clicked_at),
+        first_clicked_at: time(&stats.first_clicked_at),
+        delivered_at: time(&stats.delivered_at),
     }))
 }
 
@@ -78,7 +83,7 @@ async fn campaign_stats(
         clicks: stats.clicks,
         click_events: stats.click_events,
         bot_clicks: stats.bot_clicks,
-        last_clicked_at: last(&stats),
+        last_clicked_at: time(&stats.last_clicked_at),
         messages_sent: stats.messages_sent,
         messages_delivered: stats.messages_delivered,
     }))

@@ -22,17 +22,19 @@ fn bump(
     count: &Count,
 ) -> rusqlite::Result<()> {
     conn.prepare_cached(&format!(
-        "INSERT INTO {table} ({key}, clicks, click_events, bot_clicks, last_clicked_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT ({key}) DO UPDATE SET \
+        "INSERT INTO {table} ({key}, clicks, click_events, bot_clicks, last_clicked_at, \
+         first_clicked_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT ({key}) DO UPDATE SET \
          clicks = clicks + ?2, click_events = click_events + ?3, bot_clicks = bot_clicks + ?4, \
-         last_clicked_at = max(ifnull(last_clicked_at, 0), ifnull(?5, 0))"
+         last_clicked_at = max(ifnull(last_clicked_at, 0), ifnull(?5, 0)), \
+         first_clicked_at = coalesce(min(first_clicked_at, ?6), first_clicked_at, ?6)"
     ))?
     .execute(params![
         id,
         count.clicks as i64,
         count.click_events as i64,
         count.bot_clicks as i64,
-        count.last_clicked_at
+        count.last_clicked_at,
+        count.first_clicked_at
     ])?;
     Ok(())
 }
@@ -87,16 +89,19 @@ fn record(
 
 fn stats_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Stats> {
     let n = |i: usize| row.get::<_, i64>(i).map(|v| v as u64);
+    let time = |i: usize| {
+        row.get::<_, Option<i64>>(i)
+            .map(|t| t.filter(|t| *t > 0).map(from_millis))
+    };
     Ok(Stats {
         clicks: n(0)?,
         click_events: n(1)?,
         bot_clicks: n(2)?,
-        last_clicked_at: row
-            .get::<_, Option<i64>>(3)?
-            .filter(|t| *t > 0)
-            .map(from_millis),
+        last_clicked_at: time(3)?,
         messages_sent: n(4)?,
         messages_delivered: n(5)?,
+        first_clicked_at: time(6)?,
+        delivered_at: time(7)?,
     })
 }
 
@@ -158,8 +163,8 @@ impl ClickStore for EmbeddedStore {
         let code = code.clone();
         self.read(move |conn| {
             conn.query_row(
-                "SELECT clicks, click_events, bot_clicks, last_clicked_at, 0, 0 \
-                 FROM link_stats WHERE code = ?1",
+                "SELECT clicks, click_events, bot_clicks, last_clicked_at, 0, 0, \
+                 first_clicked_at, delivered_at FROM link_stats WHERE code = ?1",
                 [code.as_str()],
                 stats_row,
             )
@@ -182,7 +187,8 @@ impl ClickStore for EmbeddedStore {
             let stats = conn
                 .query_row(
                     "SELECT clicks, click_events, bot_clicks, last_clicked_at, messages_sent, \
-                     messages_delivered FROM campaign_stats WHERE campaign_id = ?1",
+                     messages_delivered, first_clicked_at, NULL FROM campaign_stats \
+                     WHERE campaign_id = ?1",
                     [campaign.as_str()],
                     stats_row,
                 )

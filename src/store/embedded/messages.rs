@@ -132,6 +132,17 @@ impl MessageStore for EmbeddedStore {
                     )
                     .map_err(sqlite)?;
                 }
+                if status == MessageStatus::Delivered {
+                    for link in &message.links {
+                        conn.prepare_cached(
+                            "INSERT INTO link_stats (code, delivered_at) VALUES (?1, ?2) \
+                             ON CONFLICT (code) DO UPDATE SET \
+                             delivered_at = ifnull(delivered_at, ?2)",
+                        )
+                        .and_then(|mut s| s.execute(params![link.code, at]))
+                        .map_err(sqlite)?;
+                    }
+                }
                 let subs = enabled_subscriptions(conn)?;
                 for event in &events {
                     enqueue(conn, event, &subs)?;

@@ -160,17 +160,28 @@ fn corrupt(what: impl std::fmt::Display) -> StoreError {
 }
 
 /// Brings a file written by an earlier version up to `schema.sql`.
+/// Columns added since a table was first created: files written by an earlier version
+/// get them when opened.
+const ADDED_COLUMNS: [(&str, &str, &str); 4] = [
+    ("windows", "event_id", "TEXT NOT NULL DEFAULT ''"),
+    ("link_stats", "first_clicked_at", "INTEGER"),
+    ("link_stats", "delivered_at", "INTEGER"),
+    ("campaign_stats", "first_clicked_at", "INTEGER"),
+];
+
 fn migrate(conn: &Connection) -> Result<(), StoreError> {
-    let has_event_id: bool = conn
-        .query_row(
-            "SELECT count(*) > 0 FROM pragma_table_info('windows') WHERE name = 'event_id'",
-            [],
-            |r| r.get(0),
-        )
-        .map_err(sqlite)?;
-    if !has_event_id {
-        (conn.execute_batch("ALTER TABLE windows ADD COLUMN event_id TEXT NOT NULL DEFAULT ''"))
+    for (table, column, kind) in ADDED_COLUMNS {
+        let has: bool = conn
+            .query_row(
+                "SELECT count(*) > 0 FROM pragma_table_info(?1) WHERE name = ?2",
+                [table, column],
+                |r| r.get(0),
+            )
             .map_err(sqlite)?;
+        if !has {
+            (conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind}")))
+                .map_err(sqlite)?;
+        }
     }
     Ok(())
 }

@@ -29,11 +29,13 @@ CREATE TABLE IF NOT EXISTS windows (
     event_id   TEXT    NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS link_stats (
-    code            TEXT    PRIMARY KEY,
-    clicks          INTEGER NOT NULL DEFAULT 0,
-    click_events    INTEGER NOT NULL DEFAULT 0,
-    bot_clicks      INTEGER NOT NULL DEFAULT 0,
-    last_clicked_at INTEGER
+    code             TEXT    PRIMARY KEY,
+    clicks           INTEGER NOT NULL DEFAULT 0,
+    click_events     INTEGER NOT NULL DEFAULT 0,
+    bot_clicks       INTEGER NOT NULL DEFAULT 0,
+    last_clicked_at  INTEGER,
+    first_clicked_at INTEGER,
+    delivered_at     INTEGER
 );
 CREATE TABLE IF NOT EXISTS campaign_stats (
     campaign_id        TEXT    PRIMARY KEY,
@@ -41,6 +43,7 @@ CREATE TABLE IF NOT EXISTS campaign_stats (
     click_events       INTEGER NOT NULL DEFAULT 0,
     bot_clicks         INTEGER NOT NULL DEFAULT 0,
     last_clicked_at    INTEGER,
+    first_clicked_at   INTEGER,
     messages_sent      INTEGER NOT NULL DEFAULT 0,
     messages_delivered INTEGER NOT NULL DEFAULT 0
 );

@@ -9,6 +9,7 @@ use crate::domain::{
 };
 use crate::store::{CampaignTotals, ClickStore, StoreError};
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
@@ -36,17 +37,22 @@ fn stats_from_hash(what: &str, h: &HashMap<String, String>) -> Result<Stats, Sto
                 .map_err(|_| StoreError::Corrupt(format!("{what}: {k} is {v:?}")))
         })
     };
-    let last = match h.get("lastClickedAt") {
-        None => None,
-        Some(v) => Some(from_millis(v.parse().map_err(|_| {
-            StoreError::Corrupt(format!("{what}: lastClickedAt is {v:?}"))
-        })?)),
+    let time = |k: &str| -> Result<Option<DateTime<Utc>>, StoreError> {
+        h.get(k)
+            .map(|v| {
+                v.parse()
+                    .map(from_millis)
+                    .map_err(|_| StoreError::Corrupt(format!("{what}: {k} is {v:?}")))
+            })
+            .transpose()
     };
     Ok(Stats {
         clicks: n("clicks")?,
         click_events: n("clickEvents")?,
         bot_clicks: n("botClicks")?,
-        last_clicked_at: last,
+        last_clicked_at: time("lastClickedAt")?,
+        first_clicked_at: time("firstClickedAt")?,
+        delivered_at: time("deliveredAt")?,
         messages_sent: n("messagesSent")?,
         messages_delivered: n("messagesDelivered")?,
     })
@@ -276,5 +282,6 @@ fn add_full(cmd: &mut redis::Cmd, kind: &str, id: &str, count: &Count) {
         .arg(count.clicks)
         .arg(count.bot_clicks)
         .arg(count.click_events)
-        .arg(count.last_clicked_at.unwrap_or(0));
+        .arg(count.last_clicked_at.unwrap_or(0))
+        .arg(count.first_clicked_at.unwrap_or(0));
 }

@@ -25,7 +25,7 @@
 //! | `akti:meta` | hash | `layout`: the version of this layout, checked at start-up |
 //! | `akti:{P}:window:<code>` | string | the click time (ms) and event id, joined by a bar, of the click that opened the lead's dedup window; expires with it (kept at least 60 s, so that a retried write finds it) |
 //! | `akti:{P}:applied:<batch>:<n>` | string | a counts call already added; kept 10 minutes, so that a retried flush adds nothing |
-//! | `akti:{P}:stats:link:<code>` | hash | `clicks`, `clickEvents`, `botClicks`, `lastClickedAt` (ms) |
+//! | `akti:{P}:stats:link:<code>` | hash | `clicks`, `clickEvents`, `botClicks`, `lastClickedAt`, `firstClickedAt` (ms of human clicks), `deliveredAt` (ms of the first delivered report of a message carrying the link) |
 //! | `akti:{P}:stats:campaign:<campaign>` | hash | the same and `messagesSent`, `messagesDelivered`, for the campaign's work in this partition: the campaign's figures are the sums over the partitions |
 //! | `akti:{P}:index:all` | sorted set | the links of this partition, as their list position `<created ms, 13 digits>:<code>` at score 0, so that `ZRANGE … BYLEX` pages in creation order; a listing merges the partitions |
 //! | `akti:{P}:index:campaign:<campaign>` | sorted set | the same members, for one campaign |

@@ -41,6 +41,27 @@ fn message_from_hash(
     }))
 }
 
+impl RedisStore {
+    /// Records on each link of a delivered message when it was delivered, the first
+    /// report's time only. (The links are in their own partitions, not the message's: a
+    /// separate step, which a retry repeats harmlessly.)
+    async fn mark_delivered(&self, id: &MessageId, at: DateTime<Utc>) -> Result<(), StoreError> {
+        let Some(message) = self.get_message(id).await? else {
+            return Ok(());
+        };
+        let marks = (message.links.iter())
+            .map(|link| {
+                let mut mark = redis::cmd("HSETNX");
+                mark.arg(Partition::of(&link.code).link_stats(&link.code))
+                    .arg("deliveredAt")
+                    .arg(at.timestamp_millis());
+                mark
+            })
+            .collect();
+        self.spread::<redis::Value>(marks).await.map(drop)
+    }
+}
+
 #[async_trait]
 impl MessageStore for RedisStore {
     async fn create_message(&self, message: &Message) -> Result<Option<Message>, StoreError> {
@@ -108,6 +129,9 @@ impl MessageStore for RedisStore {
         let answer = self.run_one::<i8>(cmd).await?;
         if answer == 1 && !events.is_empty() {
             self.queued.notify_waiters();
+        }
+        if answer == 1 && status == MessageStatus::Delivered {
+            self.mark_delivered(id, at).await?;
         }
         Ok(match answer {
             1 => StatusRecorded::Recorded,

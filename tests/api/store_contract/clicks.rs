@@ -132,3 +132,37 @@ async fn a_batch_of_lead_clicks_is_judged_in_order(backend: Backend) {
         ]
     );
 }
+
+/// A file written before links kept their first click and delivery time opens with those
+/// columns added, and its counters intact.
+#[tokio::test]
+async fn an_embedded_file_of_an_earlier_version_gets_the_new_columns() {
+    use akti_link::store::ClickStore;
+    use akti_link::store::embedded::EmbeddedStore;
+    let dir = tempfile::tempdir().unwrap();
+    let old = rusqlite::Connection::open(dir.path().join("akti-link.sqlite3")).unwrap();
+    old.execute_batch(
+        "CREATE TABLE link_stats (code TEXT PRIMARY KEY, clicks INTEGER NOT NULL DEFAULT 0, \
+           click_events INTEGER NOT NULL DEFAULT 0, bot_clicks INTEGER NOT NULL DEFAULT 0, \
+           last_clicked_at INTEGER); \
+         INSERT INTO link_stats VALUES ('abc12345', 3, 1, 2, 1700000000000);",
+    )
+    .unwrap();
+    drop(old);
+    let store = EmbeddedStore::open(dir.path(), crate::helpers::RETENTION).unwrap();
+    let code = ShortCode::parse("abc12345").unwrap();
+    let stats = store.link_stats(&code).await.unwrap();
+    assert_eq!(
+        (stats.clicks, stats.click_events, stats.bot_clicks),
+        (3, 1, 2)
+    );
+    assert_eq!(stats.first_clicked_at, None);
+    let mut counts = ClickCounts::default();
+    let campaign = CampaignId::parse("c").unwrap();
+    let at = akti_link::domain::from_millis(1_700_000_100_000);
+    counts.add(code.as_str(), &campaign, Counted::Human, at);
+    store.add_click_counts("b1", &counts).await.unwrap();
+    let stats = store.link_stats(&code).await.unwrap();
+    assert_eq!(stats.clicks, 4);
+    assert_eq!(stats.first_clicked_at, Some(at));
+}

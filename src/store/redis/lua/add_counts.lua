@@ -1,8 +1,8 @@
 -- Adds to many counter hashes in one call, once per call name. ARGV: the call's applied
 -- key (a call whose key exists adds nothing, so a retried flush is not counted twice), how
 -- long it is kept (ms), the link and campaign stats prefixes, then how the rest is grouped:
--- 'f': groups of six: 'l' (a link's counters) or 'c' (a campaign's), the code or campaign
---      id, human clicks, bot clicks, events, latest human click (ms or 0);
+-- 'f': groups of seven: 'l' (a link's counters) or 'c' (a campaign's), the code or campaign
+--      id, human clicks, bot clicks, events, latest and earliest human click (ms or 0);
 -- 'b': pairs of a link's code and its bot clicks, for links with nothing else to add (the
 --      most common counter: previews and scanners open every link of a campaign).
 if not redis.call('SET', ARGV[1], 1, 'NX', 'PX', ARGV[2]) then return 0 end
@@ -13,7 +13,7 @@ if ARGV[5] == 'b' then
   end
   return 1
 end
-for i = 6, #ARGV, 6 do
+for i = 6, #ARGV, 7 do
   local key = prefix[ARGV[i]] .. ARGV[i + 1]
   local clicks, bots, events = tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])
   if clicks > 0 then redis.call('HINCRBY', key, 'clicks', clicks) end
@@ -22,6 +22,12 @@ for i = 6, #ARGV, 6 do
   local at = tonumber(ARGV[i + 5])
   if at > 0 and at > tonumber(redis.call('HGET', key, 'lastClickedAt') or '0') then
     redis.call('HSET', key, 'lastClickedAt', at)
+  end
+  -- The earliest, not the first written: a click buffered in an outage comes later.
+  local first = tonumber(ARGV[i + 6])
+  local known = tonumber(redis.call('HGET', key, 'firstClickedAt') or '0')
+  if first > 0 and (known == 0 or first < known) then
+    redis.call('HSET', key, 'firstClickedAt', first)
   end
 end
 return 1
