@@ -11,7 +11,7 @@ use crate::config::{Config, StoreConfig};
 use crate::dispatch::Dispatcher;
 use crate::http::server::{self, Limits};
 use crate::http::{self, AppState, Handlers, admin};
-use crate::service::{Links, Messages, Webhooks};
+use crate::service::{Campaigns, Links, Messages, Webhooks};
 use crate::store::health::StoreHealth;
 use crate::store::{ChangeFeed, Store, StoreError, embedded::EmbeddedStore, redis::RedisStore};
 use axum::Router;
@@ -220,6 +220,7 @@ fn handlers(
             feed,
             config.code_length,
         ),
+        campaigns: Campaigns::new(store.clone(), store.clone()),
         messages: Messages::new(
             store.clone(),
             store.clone(),

@@ -22,7 +22,7 @@ pub(super) async fn write_every(
                 if let Some(unwritten) = &flush.unwritten {
                     tracing::error!(batch = %unwritten, "stopping with click counts the store never took");
                     metrics::counter!("akti_clicks_lost_total", "reason" => "shutdown")
-                        .increment(flush.taken.links.values().map(|c| c.clicks + c.bot_clicks).sum());
+                        .increment(flush.taken.links.values().map(|l| l.count.clicks + l.count.bot_clicks).sum());
                 }
                 return;
             }

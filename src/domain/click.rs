@@ -26,8 +26,16 @@ pub enum ClickOutcome {
 /// known to fall in an open window), summed per link and per campaign between writes.
 #[derive(Debug, Clone, Default)]
 pub struct ClickCounts {
-    pub links: HashMap<ShortCode, Count, ahash::RandomState>,
+    pub links: HashMap<ShortCode, LinkCount, ahash::RandomState>,
     pub campaigns: HashMap<CampaignId, Count, ahash::RandomState>,
+}
+
+/// A link's counts, and its campaign: a link's first human click is also one more unique
+/// click of its campaign.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkCount {
+    pub campaign: CampaignId,
+    pub count: Count,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -70,10 +78,14 @@ impl ClickCounts {
     pub fn add(&mut self, code: &str, campaign: &CampaignId, counted: Counted, at: DateTime<Utc>) {
         let at = at.timestamp_millis();
         match self.links.get_mut(code) {
-            Some(count) => count.add(counted, at),
+            Some(link) => link.count.add(counted, at),
             None => (self.links)
                 .entry(ShortCode::from_trusted(code))
-                .or_default()
+                .or_insert_with(|| LinkCount {
+                    campaign: campaign.clone(),
+                    count: Count::default(),
+                })
+                .count
                 .add(counted, at),
         }
         match self.campaigns.get_mut(campaign) {

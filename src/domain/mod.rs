@@ -21,7 +21,7 @@ mod time;
 mod url;
 mod webhook;
 
-pub use click::{ClickCounts, ClickOutcome, Count, Counted, LeadClick};
+pub use click::{ClickCounts, ClickOutcome, Count, Counted, LeadClick, LinkCount};
 pub use event::{
     API_VERSION, ClickedLead, Event, EventType, link_clicked, link_delivered, links_sent,
 };

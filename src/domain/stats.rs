@@ -9,6 +9,8 @@ pub struct Stats {
     pub clicks: u64,
     /// `lead.link_clicked` events emitted.
     pub click_events: u64,
+    /// Links with a human click (a campaign's; a link has `first_clicked_at` instead).
+    pub unique_clicks: u64,
     pub bot_clicks: u64,
     pub last_clicked_at: Option<DateTime<Utc>>,
     /// The first human click.
@@ -25,6 +27,7 @@ impl Stats {
     pub fn add(&mut self, other: &Stats) {
         self.clicks += other.clicks;
         self.click_events += other.click_events;
+        self.unique_clicks += other.unique_clicks;
         self.bot_clicks += other.bot_clicks;
         self.messages_sent += other.messages_sent;
         self.messages_delivered += other.messages_delivered;

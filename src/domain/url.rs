@@ -12,6 +12,19 @@ pub const MAX_URL_LEN: usize = 2048;
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Destination(Arc<str>);
 
+/// A DNS name as the WHATWG parser leaves it (lower case, IDNs as `xn--` labels): labels of
+/// letters, digits and hyphens, the last starting with a letter. The parser itself lets
+/// through names no resolver would take, such as `shop*.example`.
+fn is_host_name(name: &str) -> bool {
+    let label =
+        |l: &str| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    name.split('.').all(label)
+        && name
+            .rsplit('.')
+            .next()
+            .is_some_and(|last| last.starts_with(|c: char| c.is_ascii_alphabetic()))
+}
+
 impl Destination {
     pub fn parse(input: &str) -> Result<Self, InvalidValue> {
         let err = |m: &str| Err(InvalidValue::new("url", m));
@@ -38,6 +51,11 @@ impl Destination {
         }
         if !parsed.username().is_empty() || parsed.password().is_some() {
             return err("must not contain user info");
+        }
+        if let Some(url::Host::Domain(name)) = parsed.host()
+            && !is_host_name(name)
+        {
+            return err("must have a host name of letters, digits and hyphens");
         }
         // The limit is on what the customer sent: normalising may add a `/` or
         // percent-encode, which the customer cannot see coming.
@@ -98,6 +116,9 @@ mod tests {
             "https://example.com/\r\nSet-Cookie: x=1",
             "https://example.com/a\nb",
             "https://exa mple.com/",
+            "http://shop.example*",
+            "https://shop_1.example/",
+            "https://example.com./",
             "https://",
             "",
         ] {

@@ -21,7 +21,7 @@ pub mod twilio;
 use crate::cache::LinkCache;
 use crate::clicks::Clicks;
 use crate::domain::ShortUrls;
-use crate::service::{Links, Messages, Webhooks};
+use crate::service::{Campaigns, Links, Messages, Webhooks};
 use crate::store::Store;
 use std::sync::Arc;
 
@@ -33,6 +33,7 @@ pub struct AppState(Arc<Handlers>);
 /// The use cases and what the listeners need besides.
 pub struct Handlers {
     pub links: Links,
+    pub campaigns: Campaigns,
     pub messages: Messages,
     pub webhooks: Webhooks,
     /// For `/readyz`.

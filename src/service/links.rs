@@ -3,10 +3,8 @@
 //! instance's through the change feed.
 
 use crate::cache::LinkCache;
-use crate::domain::{CampaignId, Link, LinkPatch, NewLink, Page, ShortCode, Stats};
-use crate::store::{
-    CampaignTotals, ChangeFeed, ClickStore, Created, LinkChange, LinkQuery, LinkStore, StoreError,
-};
+use crate::domain::{Link, LinkPatch, NewLink, Page, ShortCode, Stats};
+use crate::store::{ChangeFeed, ClickStore, Created, LinkChange, LinkQuery, LinkStore, StoreError};
 use std::sync::Arc;
 
 pub struct Links {
@@ -74,11 +72,6 @@ impl Links {
             return Ok(None);
         }
         self.counters.link_stats(code).await.map(Some)
-    }
-
-    /// A campaign's counters (zero for a campaign without links).
-    pub async fn campaign(&self, campaign: &CampaignId) -> Result<CampaignTotals, StoreError> {
-        self.counters.campaign_totals(campaign).await
     }
 
     /// The change is committed whatever happens here; a failed announcement is logged, and

@@ -10,6 +10,7 @@
 //! hold both backends to the same behaviour. Decisions both backends take are in
 //! [`crate::domain::rules`]; the backends store and fetch.
 
+pub mod campaigns;
 pub mod clicks;
 pub mod embedded;
 mod error;
@@ -21,6 +22,7 @@ pub mod outbox;
 pub mod redis;
 pub mod subscriptions;
 
+pub use campaigns::{CampaignStore, CampaignSummary};
 pub use clicks::{CampaignTotals, ClickStore};
 pub use error::StoreError;
 pub use feed::{ChangeFeed, FeedListener, LinkChange};
@@ -33,7 +35,9 @@ use async_trait::async_trait;
 
 /// Every port of one backend.
 #[async_trait]
-pub trait Store: LinkStore + ClickStore + Outbox + SubscriptionStore + MessageStore {
+pub trait Store:
+    LinkStore + ClickStore + CampaignStore + Outbox + SubscriptionStore + MessageStore
+{
     /// Answers when the store is reachable; `/readyz` is built on it.
     async fn ping(&self) -> Result<(), StoreError>;
 }

@@ -5,6 +5,7 @@ mod helpers;
 
 mod binary;
 mod cache;
+mod campaigns;
 mod clicks;
 mod cluster;
 mod connections;

@@ -87,6 +87,15 @@ fn record(
     Ok(ClickOutcome::Emitted)
 }
 
+/// Whether a link has had no human click yet.
+fn never_clicked(conn: &Connection, code: &ShortCode) -> Result<bool, StoreError> {
+    let first: Option<Option<i64>> = conn
+        .prepare_cached("SELECT first_clicked_at FROM link_stats WHERE code = ?1")
+        .and_then(|mut s| s.query_row([code.as_str()], |r| r.get(0)).optional())
+        .map_err(sqlite)?;
+    Ok(first.flatten().is_none())
+}
+
 fn stats_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Stats> {
     let n = |i: usize| row.get::<_, i64>(i).map(|v| v as u64);
     let time = |i: usize| {
@@ -102,6 +111,7 @@ fn stats_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Stats> {
         messages_delivered: n(5)?,
         first_clicked_at: time(6)?,
         delivered_at: time(7)?,
+        unique_clicks: n(8)?,
     })
 }
 
@@ -141,8 +151,12 @@ impl ClickStore for EmbeddedStore {
             if fresh == 0 {
                 return Ok(());
             }
-            for (code, count) in &counts.links {
-                bump(conn, "link_stats", "code", code.as_str(), count).map_err(sqlite)?;
+            let mut first_clicks: Vec<&CampaignId> = Vec::new();
+            for (code, link) in &counts.links {
+                if link.count.first_clicked_at.is_some() && never_clicked(conn, code)? {
+                    first_clicks.push(&link.campaign);
+                }
+                bump(conn, "link_stats", "code", code.as_str(), &link.count).map_err(sqlite)?;
             }
             for (campaign, count) in &counts.campaigns {
                 bump(
@@ -152,6 +166,14 @@ impl ClickStore for EmbeddedStore {
                     campaign.as_str(),
                     count,
                 )
+                .map_err(sqlite)?;
+            }
+            for campaign in first_clicks {
+                conn.prepare_cached(
+                    "INSERT INTO campaign_stats (campaign_id, unique_clicks) VALUES (?1, 1) \
+                     ON CONFLICT (campaign_id) DO UPDATE SET unique_clicks = unique_clicks + 1",
+                )
+                .and_then(|mut s| s.execute([campaign.as_str()]))
                 .map_err(sqlite)?;
             }
             Ok(())
@@ -164,7 +186,7 @@ impl ClickStore for EmbeddedStore {
         self.read(move |conn| {
             conn.query_row(
                 "SELECT clicks, click_events, bot_clicks, last_clicked_at, 0, 0, \
-                 first_clicked_at, delivered_at FROM link_stats WHERE code = ?1",
+                 first_clicked_at, delivered_at, 0 FROM link_stats WHERE code = ?1",
                 [code.as_str()],
                 stats_row,
             )
@@ -187,8 +209,8 @@ impl ClickStore for EmbeddedStore {
             let stats = conn
                 .query_row(
                     "SELECT clicks, click_events, bot_clicks, last_clicked_at, messages_sent, \
-                     messages_delivered, first_clicked_at, NULL FROM campaign_stats \
-                     WHERE campaign_id = ?1",
+                     messages_delivered, first_clicked_at, NULL, unique_clicks \
+                     FROM campaign_stats WHERE campaign_id = ?1",
                     [campaign.as_str()],
                     stats_row,
                 )

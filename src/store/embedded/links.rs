@@ -78,6 +78,13 @@ fn insert(conn: &Connection, link: &Link) -> rusqlite::Result<()> {
         link.expires_at.map(|t| t.timestamp_millis()),
         link.disabled,
     ])?;
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO campaigns (campaign_id, created_at) VALUES (?1, ?2)",
+    )?
+    .execute(params![
+        link.campaign_id.as_str(),
+        link.created_at.timestamp_millis()
+    ])?;
     Ok(())
 }
 

@@ -4,6 +4,7 @@
 //! All writes go through one writer thread ([`writer`]): group commit. Reads use a small
 //! pool of separate connections; WAL lets them run while the writer commits.
 
+mod campaigns;
 mod clicks;
 mod links;
 mod messages;
@@ -162,14 +163,26 @@ fn corrupt(what: impl std::fmt::Display) -> StoreError {
 /// Brings a file written by an earlier version up to `schema.sql`.
 /// Columns added since a table was first created: files written by an earlier version
 /// get them when opened.
-const ADDED_COLUMNS: [(&str, &str, &str); 4] = [
+const ADDED_COLUMNS: [(&str, &str, &str); 5] = [
     ("windows", "event_id", "TEXT NOT NULL DEFAULT ''"),
     ("link_stats", "first_clicked_at", "INTEGER"),
     ("link_stats", "delivered_at", "INTEGER"),
     ("campaign_stats", "first_clicked_at", "INTEGER"),
+    (
+        "campaign_stats",
+        "unique_clicks",
+        "INTEGER NOT NULL DEFAULT 0",
+    ),
 ];
 
 fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    // The campaigns of a file written before campaigns were listed.
+    (conn.execute_batch(
+        "INSERT OR IGNORE INTO campaigns (campaign_id, created_at) \
+         SELECT campaign_id, min(created_at) FROM links \
+         WHERE NOT EXISTS (SELECT 1 FROM campaigns) GROUP BY campaign_id",
+    ))
+    .map_err(sqlite)?;
     for (table, column, kind) in ADDED_COLUMNS {
         let has: bool = conn
             .query_row(

@@ -13,6 +13,12 @@ CREATE TABLE IF NOT EXISTS links (
     disabled         INTEGER NOT NULL DEFAULT 0
 );
 CREATE UNIQUE INDEX IF NOT EXISTS links_identity ON links (campaign_id, phone, url);
+-- Every campaign that has had a link, with the time of its first.
+CREATE TABLE IF NOT EXISTS campaigns (
+    campaign_id TEXT    PRIMARY KEY,
+    created_at  INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS campaigns_by_time ON campaigns (created_at, campaign_id);
 -- Lists go by creation time, then code, as the cursor says (`domain::Position`).
 DROP INDEX IF EXISTS links_by_campaign;
 DROP INDEX IF EXISTS links_by_phone;
@@ -44,6 +50,7 @@ CREATE TABLE IF NOT EXISTS campaign_stats (
     bot_clicks         INTEGER NOT NULL DEFAULT 0,
     last_clicked_at    INTEGER,
     first_clicked_at   INTEGER,
+    unique_clicks      INTEGER NOT NULL DEFAULT 0,
     messages_sent      INTEGER NOT NULL DEFAULT 0,
     messages_delivered INTEGER NOT NULL DEFAULT 0
 );

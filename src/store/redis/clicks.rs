@@ -49,6 +49,7 @@ fn stats_from_hash(what: &str, h: &HashMap<String, String>) -> Result<Stats, Sto
     Ok(Stats {
         clicks: n("clicks")?,
         click_events: n("clickEvents")?,
+        unique_clicks: n("uniqueClicks")?,
         bot_clicks: n("botClicks")?,
         last_clicked_at: time("lastClickedAt")?,
         first_clicked_at: time("firstClickedAt")?,
@@ -103,12 +104,27 @@ impl ClickStore for RedisStore {
         }
         // Link counters live in their code's partition; a campaign's in its id's, one
         // write per flush (the partitions' figures are summed when read).
-        let counters = (counts.links.iter())
-            .map(|(code, count)| (Partition::of(code.as_str()), ("l", code.as_str(), count)))
-            .chain(
-                (counts.campaigns.iter())
-                    .map(|(c, count)| (Partition::of(c.as_str()), ("c", c.as_str(), count))),
-            );
+        // A link's unique click is counted in a part of its campaign's counters in the
+        // link's partition, by the script that sets the link's first click.
+        let links = (counts.links.iter()).map(|(code, link)| {
+            let counter = Counter {
+                kind: "l",
+                id: code.as_str(),
+                campaign: link.campaign.as_str(),
+                count: &link.count,
+            };
+            (Partition::of(code.as_str()), counter)
+        });
+        let campaigns = (counts.campaigns.iter()).map(|(campaign, count)| {
+            let counter = Counter {
+                kind: "c",
+                id: campaign.as_str(),
+                campaign: "",
+                count,
+            };
+            (Partition::of(campaign.as_str()), counter)
+        });
+        let counters = links.chain(campaigns);
         let mut by_partition: BTreeMap<Partition, Vec<Counter<'_>>> = BTreeMap::new();
         for (partition, counter) in counters {
             by_partition.entry(partition).or_default().push(counter);
@@ -147,8 +163,14 @@ impl ClickStore for RedisStore {
     }
 }
 
-/// One counter of a flush: `l` a link's or `c` a campaign's, its code or id, what to add.
-type Counter<'a> = (&'static str, &'a str, &'a Count);
+/// One counter of a flush: `l` a link's (with its campaign) or `c` a campaign's, its code
+/// or id, what to add.
+struct Counter<'a> {
+    kind: &'static str,
+    id: &'a str,
+    campaign: &'a str,
+    count: &'a Count,
+}
 
 impl RedisStore {
     /// Lead clicks of one partition: a pipeline of script calls, and `WAIT` after them
@@ -220,10 +242,9 @@ impl RedisStore {
         batch: &str,
         counters: Vec<Counter<'_>>,
     ) -> Result<(), StoreError> {
-        let (bots_only, full): (Vec<_>, Vec<_>) =
-            counters.into_iter().partition(|(kind, _, count)| {
-                *kind == "l" && count.clicks == 0 && count.click_events == 0
-            });
+        let (bots_only, full): (Vec<_>, Vec<_>) = counters
+            .into_iter()
+            .partition(|c| c.kind == "l" && c.count.clicks == 0 && c.count.click_events == 0);
         let stats = partition.stats();
         let route = partition.ready();
         let mut pipe = redis::pipe();
@@ -239,15 +260,15 @@ impl RedisStore {
         };
         for chunk in full.chunks(COUNTS_PER_CALL) {
             let mut cmd = call("f");
-            for (kind, id, count) in chunk {
-                add_full(&mut cmd, kind, id, count);
+            for counter in chunk {
+                add_full(&mut cmd, counter);
             }
             pipe.add_command(cmd).ignore();
         }
         for chunk in bots_only.chunks(COUNTS_PER_CALL) {
             let mut cmd = call("b");
-            for (_, code, count) in chunk {
-                cmd.arg(*code).arg(count.bot_clicks);
+            for counter in chunk {
+                cmd.arg(counter.id).arg(counter.count.bot_clicks);
             }
             pipe.add_command(cmd).ignore();
         }
@@ -276,9 +297,11 @@ fn replication_shortfall(partition: Partition, acknowledged: u32, wanted: u32) {
     }
 }
 
-fn add_full(cmd: &mut redis::Cmd, kind: &str, id: &str, count: &Count) {
-    cmd.arg(kind)
-        .arg(id)
+fn add_full(cmd: &mut redis::Cmd, counter: &Counter<'_>) {
+    let count = counter.count;
+    cmd.arg(counter.kind)
+        .arg(counter.id)
+        .arg(counter.campaign)
         .arg(count.clicks)
         .arg(count.bot_clicks)
         .arg(count.click_events)

@@ -37,13 +37,16 @@
 //! | `akti:{P}:retry` | sorted set | sub id and event id, joined by a bar, by due time (ms) |
 //! | `akti:{P}:message:<id>` | hash | a message: `c`, `p`, `x`, `o` original body, `b` rewritten body, `l` links (JSON), `at`, `exp`, and `s:<status>` (ms) once reported; expires after `AKTI_MESSAGE_TTL` |
 //!
-//! Subscriptions, read and written by the admin API and read by dispatchers:
+//! Subscriptions, read and written by the admin API and read by dispatchers, and the list
+//! of campaigns (written once per campaign and creation call):
 //!
 //! | key | type | holds |
 //! | --- | --- | --- |
 //! | `akti:{subs}:subs` | hash | subscription id → JSON record |
 //! | `akti:{subs}:filters` | hash | subscription id → its filter; whether it is disabled is read here |
 //! | `akti:{subs}:order` | sorted set | each subscription's list position at score 0 |
+//! | `akti:{campaigns}:created` | hash | campaign id → when its first link was created (ms) |
+//! | `akti:{campaigns}:order` | sorted set | each campaign's list position `<created ms, 13 digits>:<campaign>` at score 0 |
 //! | `akti:instance:<consumer>` | string | the heartbeat of a live instance's dispatcher; expires when it stops |
 //!
 //! A delivery is in its partition's `ready` (due, or leased to a dispatcher until it
@@ -64,6 +67,8 @@ pub const CHANGES: &str = "akti:link-changes";
 pub const SUBS: &str = "akti:{subs}:subs";
 pub const SUB_FILTERS: &str = "akti:{subs}:filters";
 pub const SUB_ORDER: &str = "akti:{subs}:order";
+pub const CAMPAIGNS_CREATED: &str = "akti:{campaigns}:created";
+pub const CAMPAIGNS_ORDER: &str = "akti:{campaigns}:order";
 /// The consumer group of every partition's `ready` stream that every instance's
 /// dispatcher joins.
 pub const GROUP: &str = "dispatchers";

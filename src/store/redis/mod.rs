@@ -1,6 +1,7 @@
 //! The Redis store: shared by every instance of the service. Key names and their layout
 //! are in [`keys`]; scripts in `lua/`, called through [`scripts`].
 
+mod campaigns;
 mod clicks;
 mod conn;
 mod feed;

@@ -47,6 +47,7 @@ pub(super) struct Scripts {
     pub move_due: Lua,
     pub finish: Lua,
     pub retry_now: Lua,
+    pub register_campaigns: Lua,
 }
 
 pub(super) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
@@ -62,10 +63,11 @@ pub(super) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     move_due: Lua::new(include_str!("lua/move_due.lua")),
     finish: Lua::new(include_str!("lua/finish.lua")),
     retry_now: Lua::new(include_str!("lua/retry_now.lua")),
+    register_campaigns: Lua::new(include_str!("lua/register_campaigns.lua")),
 });
 
 impl Scripts {
-    fn all(&self) -> [&Lua; 12] {
+    fn all(&self) -> [&Lua; 13] {
         [
             &self.lead_clicks,
             &self.enqueue,
@@ -79,6 +81,7 @@ impl Scripts {
             &self.move_due,
             &self.finish,
             &self.retry_now,
+            &self.register_campaigns,
         ]
     }
 }

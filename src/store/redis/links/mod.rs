@@ -7,6 +7,7 @@ mod update;
 
 use super::RedisStore;
 use super::keys::{self, Partition};
+use super::scripts::SCRIPTS;
 use crate::domain::{
     CampaignId, Destination, ExternalLeadId, Link, LinkPatch, NewLink, Page, Phone, Position,
     ShortCode, from_millis,
@@ -103,6 +104,7 @@ impl RedisStore {
         if links.is_empty() {
             return Ok(());
         }
+        self.register_campaigns(links).await?;
         // The listing and campaign indexes take many members per command (a bulk call is
         // one campaign): a command per member cost Redis more than the inserts.
         let mut writes = Vec::new();
@@ -142,6 +144,25 @@ impl RedisStore {
             persist.extend([hdel, keep]);
         }
         self.spread::<redis::Value>(persist).await.map(drop)
+    }
+}
+
+impl RedisStore {
+    /// The campaigns of `links` join the list of campaigns, if new, at their earliest link.
+    async fn register_campaigns(&self, links: &[&Link]) -> Result<(), StoreError> {
+        let mut earliest: BTreeMap<&str, i64> = BTreeMap::new();
+        for link in links {
+            let at = link.created_at.timestamp_millis();
+            let known = earliest.entry(link.campaign_id.as_str()).or_insert(at);
+            *known = (*known).min(at);
+        }
+        let mut cmd = SCRIPTS
+            .register_campaigns
+            .call(&[keys::CAMPAIGNS_CREATED, keys::CAMPAIGNS_ORDER]);
+        for (campaign, at) in earliest {
+            cmd.arg(campaign).arg(at);
+        }
+        self.run_one(cmd).await
     }
 }
 

@@ -1,8 +1,10 @@
 -- Adds to many counter hashes in one call, once per call name. ARGV: the call's applied
 -- key (a call whose key exists adds nothing, so a retried flush is not counted twice), how
 -- long it is kept (ms), the link and campaign stats prefixes, then how the rest is grouped:
--- 'f': groups of seven: 'l' (a link's counters) or 'c' (a campaign's), the code or campaign
---      id, human clicks, bot clicks, events, latest and earliest human click (ms or 0);
+-- 'f': groups of eight: 'l' (a link's counters) or 'c' (a campaign's), the code or campaign
+--      id, the link's campaign ('' for a campaign), human clicks, bot clicks, events, latest
+--      and earliest human click (ms or 0). A link's first human click adds one to
+--      `uniqueClicks` of its campaign's counters in this partition;
 -- 'b': pairs of a link's code and its bot clicks, for links with nothing else to add (the
 --      most common counter: previews and scanners open every link of a campaign).
 if not redis.call('SET', ARGV[1], 1, 'NX', 'PX', ARGV[2]) then return 0 end
@@ -13,21 +15,24 @@ if ARGV[5] == 'b' then
   end
   return 1
 end
-for i = 6, #ARGV, 7 do
+for i = 6, #ARGV, 8 do
   local key = prefix[ARGV[i]] .. ARGV[i + 1]
-  local clicks, bots, events = tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])
+  local clicks, bots, events = tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5])
   if clicks > 0 then redis.call('HINCRBY', key, 'clicks', clicks) end
   if bots > 0 then redis.call('HINCRBY', key, 'botClicks', bots) end
   if events > 0 then redis.call('HINCRBY', key, 'clickEvents', events) end
-  local at = tonumber(ARGV[i + 5])
+  local at = tonumber(ARGV[i + 6])
   if at > 0 and at > tonumber(redis.call('HGET', key, 'lastClickedAt') or '0') then
     redis.call('HSET', key, 'lastClickedAt', at)
   end
   -- The earliest, not the first written: a click buffered in an outage comes later.
-  local first = tonumber(ARGV[i + 6])
+  local first = tonumber(ARGV[i + 7])
   local known = tonumber(redis.call('HGET', key, 'firstClickedAt') or '0')
   if first > 0 and (known == 0 or first < known) then
     redis.call('HSET', key, 'firstClickedAt', first)
+    if known == 0 and ARGV[i] == 'l' then
+      redis.call('HINCRBY', prefix.c .. ARGV[i + 2], 'uniqueClicks', 1)
+    end
   end
 end
 return 1

@@ -1,0 +1,127 @@
+//! `GET /v1/campaigns`: every campaign, newest first, with its counters.
+
+use crate::helpers::{Backend, TestApp, WAIT, error_code, eventually};
+use crate::on_every_store;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const PHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) Safari/604.1";
+const PREVIEW: &str = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_11_1) AppleWebKit/601.2.4 (KHTML, like Gecko) Version/9.0.1 Safari/601.2.4 facebookexternalhit/1.1 Facebot Twitterbot/1.0";
+
+on_every_store!(
+    campaigns_are_listed_newest_first_in_pages,
+    a_campaign_counts_each_clicked_link_once_and_no_bot,
+    list_parameters_are_validated,
+);
+
+async fn link(app: &TestApp, campaign: &str, phone: &str) -> Value {
+    app.create_link(json!({"campaignId": campaign, "url": "https://shop.test/", "phone": phone}))
+        .await
+}
+
+async fn list(app: &TestApp, query: &str) -> Value {
+    let response = app.admin_get(&format!("/v1/campaigns{query}")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    response.json().await.unwrap()
+}
+
+fn ids(page: &Value) -> Vec<&str> {
+    (page["campaigns"].as_array().unwrap().iter())
+        .map(|c| c["campaignId"].as_str().unwrap())
+        .collect()
+}
+
+async fn campaigns_are_listed_newest_first_in_pages(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    assert_eq!(
+        list(&app, "").await,
+        json!({"campaigns": [], "nextCursor": null})
+    );
+    let first = link(&app, "spring", "+14155550101").await;
+    for campaign in ["summer", "autumn"] {
+        // Creation times a millisecond apart at least, so the order is theirs.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        link(&app, campaign, "+14155550102").await;
+    }
+    // A later link of the first campaign does not move it.
+    link(&app, "spring", "+14155550103").await;
+
+    let page = list(&app, "?limit=2").await;
+    assert_eq!(ids(&page), ["autumn", "summer"]);
+    let cursor = page["nextCursor"].as_str().expect("a next page");
+    let rest = list(&app, &format!("?limit=2&cursor={cursor}")).await;
+    assert_eq!(ids(&rest), ["spring"]);
+    assert_eq!(rest["nextCursor"], Value::Null);
+    let spring = &rest["campaigns"][0];
+    assert_eq!(spring["createdAt"], first["createdAt"]);
+    assert_eq!(spring["links"], 2);
+
+    // A campaign whose links are gone is still listed.
+    let code = first["code"].as_str().unwrap();
+    let response = app
+        .admin_send(
+            reqwest::Method::DELETE,
+            &format!("/v1/links/{code}"),
+            &json!(null),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(ids(&list(&app, "").await), ["autumn", "summer", "spring"]);
+}
+
+async fn a_campaign_counts_each_clicked_link_once_and_no_bot(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let a = link(&app, "launch", "+14155550111").await;
+    let b = link(&app, "launch", "+14155550112").await;
+    let c = link(&app, "launch", "+14155550113").await;
+    let code = |l: &Value| l["code"].as_str().unwrap().to_owned();
+    // Link a: three human clicks; link b: one; link c: previews only.
+    for _ in 0..3 {
+        assert_eq!(
+            app.click_as(&code(&a), Some(PHONE)).await.status(),
+            StatusCode::FOUND
+        );
+    }
+    app.click_as(&code(&b), Some(PHONE)).await;
+    for _ in 0..2 {
+        app.click_as(&code(&c), Some(PREVIEW)).await;
+    }
+    // Link a clicked again in a later flush: still one unique click.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    app.click_as(&code(&a), Some(PHONE)).await;
+    eventually("the campaign's counters settle", WAIT, || async {
+        let page = list(&app, "").await;
+        let launch = &page["campaigns"][0];
+        launch["clicks"] == 5 && launch["botClicks"] == 2
+    })
+    .await;
+    let launch = list(&app, "").await["campaigns"][0].clone();
+    assert_eq!(launch["uniqueClicks"], 2, "{launch}");
+    assert_eq!(launch["links"], 3);
+    assert_eq!(launch["clickEvents"], 2);
+    assert_eq!(launch["messagesSent"], 0);
+    assert_eq!(launch["messagesDelivered"], 0);
+    assert_eq!(launch["createdAt"], a["createdAt"]);
+    let stats = app.stats(&code(&a)).await;
+    assert_eq!(launch["lastClickedAt"], stats["lastClickedAt"]);
+    assert_eq!(app.stats(&code(&c)).await["firstClickedAt"], Value::Null);
+}
+
+async fn list_parameters_are_validated(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    for query in [
+        "?limit=0",
+        "?limit=1001",
+        "?cursor=yesterday",
+        "?campaignId=x",
+    ] {
+        let response = app.admin_get(&format!("/v1/campaigns{query}")).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{query}"
+        );
+        assert!(!error_code(response).await.is_empty());
+    }
+}
