@@ -3,9 +3,12 @@
 //! instance's through the change feed.
 
 use crate::cache::LinkCache;
-use crate::domain::{Link, LinkPatch, NewLink, Page, ShortCode, Stats};
+use crate::domain::{CampaignId, Link, LinkPatch, NewLink, Page, Position, ShortCode, Stats};
 use crate::store::{ChangeFeed, ClickStore, Created, LinkChange, LinkQuery, LinkStore, StoreError};
 use std::sync::Arc;
+
+/// Links per page of an export: a page is one read of the index and one of the counters.
+const EXPORT_PAGE: usize = 1000;
 
 pub struct Links {
     store: Arc<dyn LinkStore>,
@@ -64,6 +67,27 @@ impl Links {
 
     pub async fn list(&self, query: &LinkQuery) -> Result<Page<Link>, StoreError> {
         self.store.list_links(query).await
+    }
+
+    /// One page of a campaign's links after `after`, each with its counters, and where the
+    /// next page starts (`None` after the last): an export walks the campaign this way,
+    /// holding one page at a time.
+    pub async fn export_page(
+        &self,
+        campaign: &CampaignId,
+        after: Position,
+    ) -> Result<(Vec<(Link, Stats)>, Option<Position>), StoreError> {
+        let query = LinkQuery {
+            campaign_id: Some(campaign.clone()),
+            phone: None,
+            after,
+            limit: EXPORT_PAGE,
+        };
+        let page = self.store.list_links(&query).await?;
+        let codes: Vec<ShortCode> = page.items.iter().map(|l| l.code.clone()).collect();
+        let stats = self.counters.links_stats(&codes).await?;
+        let next = page.next_cursor.as_deref().and_then(Position::parse);
+        Ok((page.items.into_iter().zip(stats).collect(), next))
     }
 
     /// A link's counters; `None` when there is no such link.

@@ -32,5 +32,8 @@ pub trait ClickStore: Send + Sync + 'static {
 
     async fn link_stats(&self, code: &ShortCode) -> Result<Stats, StoreError>;
 
+    /// The counters of each of `codes`, in order, in one round trip or read.
+    async fn links_stats(&self, codes: &[ShortCode]) -> Result<Vec<Stats>, StoreError>;
+
     async fn campaign_totals(&self, campaign: &CampaignId) -> Result<CampaignTotals, StoreError>;
 }

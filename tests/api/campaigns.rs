@@ -1,4 +1,5 @@
-//! `GET /v1/campaigns`: every campaign, newest first, with its counters.
+//! `GET /v1/campaigns`: every campaign, newest first, with its counters; and the CSV of a
+//! campaign's links.
 
 use crate::helpers::{Backend, TestApp, WAIT, error_code, eventually};
 use crate::on_every_store;
@@ -13,6 +14,7 @@ on_every_store!(
     campaigns_are_listed_newest_first_in_pages,
     a_campaign_counts_each_clicked_link_once_and_no_bot,
     list_parameters_are_validated,
+    links_csv_has_every_link_and_its_counters,
 );
 
 async fn link(app: &TestApp, campaign: &str, phone: &str) -> Value {
@@ -124,4 +126,110 @@ async fn list_parameters_are_validated(backend: Backend) {
         );
         assert!(!error_code(response).await.is_empty());
     }
+}
+
+async fn links_csv_has_every_link_and_its_counters(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let quoted = app
+        .create_link(
+            json!({"campaignId": "export", "url": "https://shop.test/?a=1,2",
+                            "phone": "+14155550121", "externalLeadId": "crm, \"7\""}),
+        )
+        .await;
+    let clicked = link(&app, "export", "+14155550122").await;
+    let bare = app
+        .create_link(json!({"campaignId": "export", "url": "https://shop.test/"}))
+        .await;
+    link(&app, "other", "+14155550123").await;
+    let code = |l: &Value| l["code"].as_str().unwrap().to_owned();
+    app.click_as(&code(&clicked), Some(PHONE)).await;
+    app.click_as(&code(&clicked), Some(PREVIEW)).await;
+    eventually("the click is counted", WAIT, || async {
+        app.stats(&code(&clicked)).await["botClicks"] == 1
+    })
+    .await;
+    let stats = app.stats(&code(&clicked)).await;
+
+    let response = app.admin_get("/v1/campaigns/export/links.csv").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    let text = response.text().await.unwrap();
+    let lines: Vec<&str> = text.split_terminator("\r\n").collect();
+    assert_eq!(
+        lines,
+        [
+            "code,shortUrl,url,phone,externalLeadId,createdAt,deliveredAt,firstClickedAt,lastClickedAt,clicks,botClicks".to_owned(),
+            format!(
+                "{},https://link.test/{},\"https://shop.test/?a=1,2\",+14155550121,\"crm, \"\"7\"\"\",{},,,,0,0",
+                code(&quoted), code(&quoted), quoted["createdAt"].as_str().unwrap()
+            ),
+            format!(
+                "{},https://link.test/{},https://shop.test/,+14155550122,,{},,{},{},1,1",
+                code(&clicked), code(&clicked), clicked["createdAt"].as_str().unwrap(),
+                stats["firstClickedAt"].as_str().unwrap(), stats["lastClickedAt"].as_str().unwrap()
+            ),
+            format!(
+                "{},https://link.test/{},https://shop.test/,,,{},,,,0,0",
+                code(&bare), code(&bare), bare["createdAt"].as_str().unwrap()
+            ),
+        ]
+    );
+    // A campaign without links has the header only.
+    let empty = app.admin_get("/v1/campaigns/nothing/links.csv").await;
+    assert_eq!(empty.text().await.unwrap().lines().count(), 1);
+    let bad = app.admin_get("/v1/campaigns/not%20an%20id/links.csv").await;
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+/// The real binary streams a campaign of 100,000 links: the process does not grow by the
+/// size of the file (it holds one page of links at a time).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_links_csv_of_a_hundred_thousand_links_is_streamed() {
+    use crate::helpers::{Binary, client};
+    use futures::StreamExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data").display().to_string();
+    let env = [("AKTI_ADMIN_TOKEN", "t"), ("AKTI_DATA_DIR", data.as_str())];
+    let binary = Binary::start(&env, dir.path()).await;
+    let http = client();
+    for batch in 0..10 {
+        let leads: Vec<Value> = (0..10_000)
+            .map(|i| json!({"phone": format!("+1444{batch}{i:06}")}))
+            .collect();
+        let response = http
+            .post(format!("{}/v1/links/bulk", binary.admin))
+            .bearer_auth("t")
+            .json(&json!({"campaignId": "big", "url": "https://shop.test/landing", "leads": leads}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    let before = binary.rss_bytes();
+    let response = http
+        .get(format!("{}/v1/campaigns/big/links.csv", binary.admin))
+        .bearer_auth("t")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let (mut bytes, mut lines, mut peak) = (0usize, 0usize, before);
+    let mut body = response.bytes_stream();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.unwrap();
+        bytes += chunk.len();
+        lines += chunk.iter().filter(|b| **b == b'\n').count();
+        peak = peak.max(binary.rss_bytes());
+    }
+    assert_eq!(lines, 100_001, "a header and every link");
+    let grown = peak.saturating_sub(before) as usize;
+    assert!(
+        grown < bytes / 2,
+        "grew {grown} bytes while streaming {bytes} bytes of CSV"
+    );
 }

@@ -5,6 +5,7 @@
 //! `#[utoipa::path]` annotations as the routes are registered (see [`super::openapi`]).
 
 pub mod auth;
+pub mod exports;
 pub mod links;
 pub mod messages;
 pub mod stats;
@@ -22,6 +23,7 @@ const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
 pub fn router(state: AppState) -> Router {
     let (api, openapi) = OpenApiRouter::new()
+        .merge(exports::router())
         .merge(links::router())
         .merge(messages::router())
         .merge(stats::router())

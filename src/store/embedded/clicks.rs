@@ -96,6 +96,16 @@ fn never_clicked(conn: &Connection, code: &ShortCode) -> Result<bool, StoreError
     Ok(first.flatten().is_none())
 }
 
+fn link_stats_of(conn: &Connection, code: &ShortCode) -> Result<Stats, StoreError> {
+    conn.prepare_cached(
+        "SELECT clicks, click_events, bot_clicks, last_clicked_at, 0, 0, first_clicked_at, \
+         delivered_at, 0 FROM link_stats WHERE code = ?1",
+    )
+    .and_then(|mut s| s.query_row([code.as_str()], stats_row).optional())
+    .map(Option::unwrap_or_default)
+    .map_err(sqlite)
+}
+
 fn stats_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Stats> {
     let n = |i: usize| row.get::<_, i64>(i).map(|v| v as u64);
     let time = |i: usize| {
@@ -183,18 +193,13 @@ impl ClickStore for EmbeddedStore {
 
     async fn link_stats(&self, code: &ShortCode) -> Result<Stats, StoreError> {
         let code = code.clone();
-        self.read(move |conn| {
-            conn.query_row(
-                "SELECT clicks, click_events, bot_clicks, last_clicked_at, 0, 0, \
-                 first_clicked_at, delivered_at, 0 FROM link_stats WHERE code = ?1",
-                [code.as_str()],
-                stats_row,
-            )
-            .optional()
-            .map(Option::unwrap_or_default)
-            .map_err(sqlite)
-        })
-        .await
+        self.read(move |conn| link_stats_of(conn, &code)).await
+    }
+
+    async fn links_stats(&self, codes: &[ShortCode]) -> Result<Vec<Stats>, StoreError> {
+        let codes = codes.to_vec();
+        self.read(move |conn| codes.iter().map(|code| link_stats_of(conn, code)).collect())
+            .await
     }
 
     async fn campaign_totals(&self, campaign: &CampaignId) -> Result<CampaignTotals, StoreError> {

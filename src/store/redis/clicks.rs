@@ -141,6 +141,20 @@ impl ClickStore for RedisStore {
         stats_from_hash(&format!("link {code}"), &h)
     }
 
+    async fn links_stats(&self, codes: &[ShortCode]) -> Result<Vec<Stats>, StoreError> {
+        let reads = (codes.iter())
+            .map(|code| {
+                let mut cmd = redis::cmd("HGETALL");
+                cmd.arg(Partition::of(code.as_str()).link_stats(code.as_str()));
+                cmd
+            })
+            .collect();
+        let hashes: Vec<HashMap<String, String>> = self.spread(reads).await?;
+        (codes.iter().zip(hashes))
+            .map(|(code, h)| stats_from_hash(&format!("link {code}"), &h))
+            .collect()
+    }
+
     async fn campaign_totals(&self, campaign: &CampaignId) -> Result<CampaignTotals, StoreError> {
         let what = format!("campaign {}", campaign.as_str());
         let mut reads = Vec::new();
