@@ -46,6 +46,8 @@ impl RedisStore {
     }
 }
 
+/// How often the subscription filter copies are checked against `{subs}`.
+const RECONCILE_EVERY: Duration = Duration::from_secs(60);
 /// How long start-up waits for Redis before it goes on without it.
 const START_WAIT: Duration = Duration::from_secs(3);
 
@@ -55,6 +57,7 @@ impl RedisStore {
     /// that does not answer yet is prepared in the background once it does; a layout
     /// found wrong then stops the process.
     pub async fn prepare(self: &Arc<Self>) -> Result<(), LayoutMismatch> {
+        self.reconcile_every(RECONCILE_EVERY);
         match tokio::time::timeout(START_WAIT, self.prepare_now()).await {
             Ok(Ok(checked)) => checked,
             Ok(Err(e)) => {
@@ -78,6 +81,21 @@ impl RedisStore {
         tracing::info!(store = %described, "connected to the store");
         self.reconcile_filter_copies().await?;
         Ok(Ok(()))
+    }
+
+    /// Brings the subscription filter copies in step every `period` while the store is in
+    /// use: a write that failed half-way is mended without waiting for a restart.
+    fn reconcile_every(self: &Arc<Self>, period: Duration) {
+        let store = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(period).await;
+                let Some(store) = store.upgrade() else { return };
+                if let Err(e) = store.reconcile_filter_copies().await {
+                    tracing::debug!(error = %e, "subscription filter copies not checked");
+                }
+            }
+        });
     }
 
     fn prepare_later(self: &Arc<Self>) {

@@ -217,3 +217,28 @@ mod fairness {
             .await
     }
 }
+
+/// A partition's copy of the subscription filters that went missing (a write that failed
+/// half-way, a partition that lost its data) is put back by the reconciliation.
+#[tokio::test]
+async fn a_lost_filter_copy_is_put_back() {
+    use akti_link::store::SubscriptionStore;
+    use akti_link::store::redis::RedisStore;
+    use akti_link::store::redis::keys::Partition;
+    let redis = crate::helpers::RedisServer::start();
+    let store = RedisStore::connect(&redis.url(), crate::helpers::RETENTION, 0).unwrap();
+    let sub = subscription("sub_copy");
+    store.create_subscription(&sub).await.unwrap();
+    let copy = Partition::from_index(7).unwrap().sub_filters();
+    let read = || {
+        redis
+            .command(&["HGET", &copy, "sub_copy"])
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(read(), sub.filter.encode(false), "written at creation");
+    redis.command(&["HDEL", &copy, "sub_copy"]);
+    assert_eq!(read(), "");
+    store.reconcile_filter_copies().await.unwrap();
+    assert_eq!(read(), sub.filter.encode(false));
+}

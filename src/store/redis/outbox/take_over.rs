@@ -154,6 +154,17 @@ impl RedisStore {
             claim.arg(&id.id);
         }
         let claimed: redis::streams::StreamClaimReply = self.query(&claim).await?;
+        if pending.ids.len() < max {
+            // Nothing of it is left here: forget the dead consumer, so that the group does
+            // not collect the names of every instance that ever ran.
+            let mut forget = redis::cmd("XGROUP");
+            forget
+                .arg("DELCONSUMER")
+                .arg(&ready)
+                .arg(keys::GROUP)
+                .arg(dead);
+            self.query::<u64>(&forget).await?;
+        }
         Ok((claimed.ids.into_iter())
             .map(|id| entry_of(partition, id))
             .collect())
