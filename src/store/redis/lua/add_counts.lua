@@ -21,17 +21,24 @@ for i = 6, #ARGV, 8 do
   if clicks > 0 then redis.call('HINCRBY', key, 'clicks', clicks) end
   if bots > 0 then redis.call('HINCRBY', key, 'botClicks', bots) end
   if events > 0 then redis.call('HINCRBY', key, 'clickEvents', events) end
-  local at = tonumber(ARGV[i + 6])
-  if at > 0 and at > tonumber(redis.call('HGET', key, 'lastClickedAt') or '0') then
+  local at, first = tonumber(ARGV[i + 6]), tonumber(ARGV[i + 7])
+  local last = tonumber(redis.call('HGET', key, 'lastClickedAt') or '0')
+  if at > 0 and at > last then
     redis.call('HSET', key, 'lastClickedAt', at)
   end
-  -- The earliest, not the first written: a click buffered in an outage comes later.
-  local first = tonumber(ARGV[i + 7])
-  local known = tonumber(redis.call('HGET', key, 'firstClickedAt') or '0')
-  if first > 0 and (known == 0 or first < known) then
+  -- The first human click: both times are set by the first one, so a hash without
+  -- lastClickedAt has never been clicked, and a click not before the latest known cannot
+  -- be the first (the usual case, which reads nothing more). The earliest wins, not the
+  -- first written: a click buffered in an outage comes late.
+  if first > 0 and last == 0 then
     redis.call('HSET', key, 'firstClickedAt', first)
-    if known == 0 and ARGV[i] == 'l' then
+    if ARGV[i] == 'l' then
       redis.call('HINCRBY', prefix.c .. ARGV[i + 2], 'uniqueClicks', 1)
+    end
+  elseif first > 0 and first < last then
+    local known = tonumber(redis.call('HGET', key, 'firstClickedAt') or '0')
+    if known == 0 or first < known then
+      redis.call('HSET', key, 'firstClickedAt', first)
     end
   end
 end
