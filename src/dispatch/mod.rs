@@ -2,9 +2,11 @@
 //! the outcome.
 //!
 //! Every instance runs one (unless `AKTI_DISPATCH=false`). Deliveries are leased from the
-//! store (Redis: a stream read by the consumer group all instances share; SQLite: a lease
-//! column), so each is sent by one instance at a time; a lease left by a crashed instance
-//! is taken over once it has been idle longer than an attempt can last. A delivery's
+//! store (Redis: a stream per partition, read by the consumer group all instances share;
+//! SQLite: a lease column), so each is sent by one instance at a time. A dispatcher says it
+//! is alive every second (`Outbox::keep_alive`): the leases of one that stopped saying so
+//! are taken over at once, any other lease once it has been idle longer than an attempt can
+//! last. A delivery's
 //! outcome is written before its lease is released: a crash in between sends it again
 //! (at-least-once). Outcomes are written in batches by one finisher task, one round trip
 //! per batch.
