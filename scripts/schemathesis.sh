@@ -5,9 +5,10 @@
 #
 #   scripts/schemathesis.sh [BINARY]     (default: target/debug/akti-link)
 #
-# The cases come from a fixed seed (SCHEMATHESIS_SEED, default 1), so that a run is
-# reproducible and CI does not pass or fail by chance; set another seed (or "random") to
-# explore other cases.
+# The cases come from a fixed seed (SCHEMATHESIS_SEED, default 1), so that the generated
+# cases are mostly the same from run to run (the stateful phase still follows the
+# service's answers) and CI rarely meets a case no local run saw; set another seed (or
+# "random") to explore other cases.
 #
 # Schemathesis comes from PyPI into a virtual environment under target/, pinned in
 # tests/schemathesis/requirements.txt.
