@@ -65,9 +65,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    finally:
-        for proc in bench.PROCS:
-            if proc.poll() is None:
-                proc.terminate()
+    bench.run_then_stop(main)

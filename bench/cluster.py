@@ -47,7 +47,7 @@ class Cluster:
         self.ports = []
         port = 12000
         while len(self.ports) < 6:
-            if bench_port_free(port) and bench_port_free(port + 10000):
+            if bench.port_is_free(port) and bench.port_is_free(port + 10000):
                 self.ports.append(port)
             port += 1
         root = tempfile.mkdtemp(dir=bench.WORK)
@@ -84,16 +84,6 @@ class Cluster:
                     total += int(line.split("calls=")[1].split(",")[0])
             out[p] = total
         return out
-
-
-def bench_port_free(port):
-    import socket
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
 
 
 def main():
@@ -148,9 +138,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    finally:
-        for proc in bench.PROCS:
-            if proc.poll() is None:
-                proc.terminate()
+    bench.run_then_stop(main)

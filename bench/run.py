@@ -54,6 +54,30 @@ def free_port():
         return s.getsockname()[1]
 
 
+def port_is_free(port):
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def run_then_stop(main):
+    """Runs main, then stops every process it spawned, whatever happened."""
+    try:
+        main()
+    finally:
+        for p in PROCS:
+            if p.poll() is None:
+                p.terminate()
+        for p in PROCS:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
 def pinned(cmd, cpu=SERVER_CPU):
     return ["taskset", "-c", cpu] + cmd
 
@@ -432,14 +456,4 @@ def report(r):
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    finally:
-        for p in PROCS:
-            if p.poll() is None:
-                p.terminate()
-        for p in PROCS:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+    run_then_stop(main)

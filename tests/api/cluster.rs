@@ -192,31 +192,11 @@ async fn a_killed_instances_deliveries_are_taken_over_within_ten_seconds() {
         "start-up names the store: {}",
         first.log()
     );
-    let admin = client();
-    let created = admin
-        .post(format!("{}/v1/webhooks", first.admin))
-        .bearer_auth("t")
-        .json(&json!({"url": receiver.url}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), StatusCode::CREATED);
+    first.subscribe("t", &receiver.url).await;
     let leads: Vec<Value> = (0..40)
         .map(|i| json!({"phone": format!("+1666{i:07}")}))
         .collect();
-    let links: Value = admin
-        .post(format!("{}/v1/links/bulk", first.admin))
-        .bearer_auth("t")
-        .json(&json!({"campaignId": "takeover", "url": "https://a.test/", "leads": leads}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let codes: Vec<&str> = (links["links"].as_array().unwrap().iter())
-        .map(|l| l["code"].as_str().unwrap())
-        .collect();
+    let codes = first.bulk("t", "takeover", "https://a.test/", leads).await;
     for code in &codes {
         let response = client()
             .get(format!("{}/{code}", first.public))

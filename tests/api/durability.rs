@@ -140,34 +140,11 @@ async fn sigkill_in_a_click_burst_loses_no_answered_click(backend: Backend) {
         retry_after: None,
     });
     let first = Binary::start(&env, dir.path()).await;
-    let admin = client();
-    let created = admin
-        .post(format!("{}/v1/webhooks", first.admin))
-        .bearer_auth("t")
-        .json(&json!({"url": receiver.url}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), StatusCode::CREATED);
+    first.subscribe("t", &receiver.url).await;
     let leads: Vec<Value> = (0..400)
         .map(|i| json!({"phone": format!("+1888{i:04}")}))
         .collect();
-    let links: Value = admin
-        .post(format!("{}/v1/links/bulk", first.admin))
-        .bearer_auth("t")
-        .json(&json!({"campaignId": "burst", "url": "https://a.test/", "leads": leads}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let codes: Vec<String> = links["links"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["code"].as_str().unwrap().to_owned())
-        .collect();
+    let codes = first.bulk("t", "burst", "https://a.test/", leads).await;
 
     // Eight clients click through the links; the process is killed once 120 have been
     // answered, while the others are in flight.

@@ -160,7 +160,6 @@ fn corrupt(what: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(what.to_string())
 }
 
-/// Brings a file written by an earlier version up to `schema.sql`.
 /// Columns added since a table was first created: files written by an earlier version
 /// get them when opened.
 const ADDED_COLUMNS: [(&str, &str, &str); 5] = [
@@ -175,6 +174,7 @@ const ADDED_COLUMNS: [(&str, &str, &str); 5] = [
     ),
 ];
 
+/// Brings a file written by an earlier version up to `schema.sql`.
 fn migrate(conn: &Connection) -> Result<(), StoreError> {
     // The campaigns of a file written before campaigns were listed.
     (conn.execute_batch(

@@ -66,12 +66,7 @@ impl ClickStore for RedisStore {
         clicks: &[LeadClick],
         window: Duration,
     ) -> Result<Vec<ClickOutcome>, StoreError> {
-        let mut by_partition: BTreeMap<Partition, Vec<&LeadClick>> = BTreeMap::new();
-        for click in clicks {
-            (by_partition.entry(Partition::of(click.code.as_str())))
-                .or_default()
-                .push(click);
-        }
+        let by_partition = Partition::group(clicks, |c| Partition::of(c.code.as_str()));
         let calls = (by_partition.iter())
             .map(|(partition, clicks)| self.record_in(*partition, clicks, window));
         let answers = futures::future::try_join_all(calls).await?;
@@ -124,21 +119,17 @@ impl ClickStore for RedisStore {
             };
             (Partition::of(campaign.as_str()), counter)
         });
-        let counters = links.chain(campaigns);
-        let mut by_partition: BTreeMap<Partition, Vec<Counter<'_>>> = BTreeMap::new();
-        for (partition, counter) in counters {
-            by_partition.entry(partition).or_default().push(counter);
-        }
-        let calls = (by_partition.into_iter())
-            .map(|(partition, counters)| self.add_counts_in(partition, batch, counters));
+        let by_partition = Partition::group(links.chain(campaigns), |(p, _)| *p);
+        let calls = (by_partition.into_iter()).map(|(partition, counters)| {
+            let counters = counters.into_iter().map(|(_, c)| c).collect();
+            self.add_counts_in(partition, batch, counters)
+        });
         futures::future::try_join_all(calls).await.map(drop)
     }
 
     async fn link_stats(&self, code: &ShortCode) -> Result<Stats, StoreError> {
-        let mut cmd = redis::cmd("HGETALL");
-        cmd.arg(Partition::of(code.as_str()).link_stats(code.as_str()));
-        let h: HashMap<String, String> = self.query(&cmd).await?;
-        stats_from_hash(&format!("link {code}"), &h)
+        let mut stats = self.links_stats(std::slice::from_ref(code)).await?;
+        Ok(stats.pop().unwrap_or_default())
     }
 
     async fn links_stats(&self, codes: &[ShortCode]) -> Result<Vec<Stats>, StoreError> {
@@ -195,12 +186,13 @@ impl RedisStore {
         clicks: &[&LeadClick],
         window: Duration,
     ) -> Result<Vec<i64>, StoreError> {
-        let ready = partition.ready();
+        let (ready, fan_out, windows) =
+            (partition.ready(), partition.fan_out(), partition.windows());
         let mut pipe = redis::pipe();
         for chunk in clicks.chunks(CLICKS_PER_CALL) {
             let mut cmd = SCRIPTS.lead_clicks.call(&[&ready]);
-            cmd.arg(&partition.fan_out()[..])
-                .arg(partition.windows())
+            cmd.arg(&fan_out[..])
+                .arg(&windows)
                 .arg(self.retention_ms)
                 .arg(window.as_millis() as u64)
                 .arg(WINDOW_KEPT_MS);

@@ -7,7 +7,7 @@
 //! announces changes: every change announced before the marker was sent reached the same
 //! node first and is heard before it, so hearing it confirms the feed is caught up.
 
-use super::conn::{Conn, Servers};
+use super::conn::Conn;
 use super::{RedisStore, keys};
 use crate::domain::ShortCode;
 use crate::store::{ChangeFeed, FeedListener, LinkChange, StoreError};
@@ -35,14 +35,21 @@ impl ChangeFeed for RedisStore {
     }
 
     fn watch(&self, listener: Arc<dyn FeedListener>, shutdown: CancellationToken) {
-        let servers = self.servers.clone();
+        // Where the subscription may go, in the order to try them.
+        let clients = match self.servers.pubsub_clients() {
+            Ok(clients) => clients,
+            Err(e) => {
+                tracing::error!(error = %e, "no server for the link change feed");
+                return;
+            }
+        };
         let conn = self.conn();
         tokio::spawn(async move {
             let mut backoff = Duration::from_millis(100);
             for attempt in 0.. {
                 tokio::select! {
                     () = shutdown.cancelled() => return,
-                    result = listen(&servers, attempt, conn.clone(), listener.as_ref()) => {
+                    result = listen(&clients[attempt % clients.len()], conn.clone(), listener.as_ref()) => {
                         if let Err(e) = result {
                             tracing::warn!(error = %e, "link change feed lost; reconnecting");
                         } else {
@@ -64,17 +71,12 @@ fn lost(why: &'static str) -> redis::RedisError {
     redis::RedisError::from((redis::ErrorKind::Io, why))
 }
 
-/// One subscription, on the `attempt`-th server in turn, until it fails or ends.
+/// One subscription on `client`, until it fails or ends.
 async fn listen(
-    servers: &Servers,
-    attempt: usize,
+    client: &redis::Client,
     mut conn: Conn,
     listener: &dyn FeedListener,
 ) -> redis::RedisResult<()> {
-    let clients = servers
-        .pubsub_clients()
-        .map_err(|_| lost("no server to subscribe on"))?;
-    let client = &clients[attempt % clients.len()];
     let (mut sink, mut messages) = client.get_async_pubsub().await?.split();
     sink.subscribe(keys::CHANGES).await?;
     // Whatever changed while we were not subscribed is unknown: start over.

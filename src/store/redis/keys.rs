@@ -144,6 +144,18 @@ impl Partition {
         Partition((hash % PARTITIONS as u32) as u8)
     }
 
+    /// `items` grouped by their partition, each group in the order given.
+    pub fn group<T>(
+        items: impl IntoIterator<Item = T>,
+        partition: impl Fn(&T) -> Partition,
+    ) -> std::collections::BTreeMap<Partition, Vec<T>> {
+        let mut groups = std::collections::BTreeMap::<Partition, Vec<T>>::new();
+        for item in items {
+            groups.entry(partition(&item)).or_default().push(item);
+        }
+        groups
+    }
+
     pub fn from_index(n: usize) -> Option<Partition> {
         (n < PARTITIONS).then_some(Partition(n as u8))
     }

@@ -59,18 +59,14 @@ impl RedisStore {
     pub async fn prepare(self: &Arc<Self>) -> Result<(), LayoutMismatch> {
         self.reconcile_every(RECONCILE_EVERY);
         match tokio::time::timeout(START_WAIT, self.prepare_now()).await {
-            Ok(Ok(checked)) => checked,
+            Ok(Ok(checked)) => return checked,
             Ok(Err(e)) => {
-                tracing::warn!(error = %e, "the store does not answer; checking it when it does");
-                self.prepare_later();
-                Ok(())
+                tracing::warn!(error = %e, "the store does not answer; checking it when it does")
             }
-            Err(_) => {
-                tracing::warn!("the store does not answer; checking it when it does");
-                self.prepare_later();
-                Ok(())
-            }
+            Err(_) => tracing::warn!("the store does not answer; checking it when it does"),
         }
+        self.prepare_later();
+        Ok(())
     }
 
     async fn prepare_now(&self) -> Result<Result<(), LayoutMismatch>, StoreError> {

@@ -122,6 +122,40 @@ impl Binary {
         kib * 1024
     }
 
+    /// Subscribes `url` to every event through the admin API, with `token`.
+    pub async fn subscribe(&self, token: &str, url: &str) {
+        let created = client()
+            .post(format!("{}/v1/webhooks", self.admin))
+            .bearer_auth(token)
+            .json(&serde_json::json!({"url": url}))
+            .send()
+            .await
+            .expect("the admin listener answers");
+        assert_eq!(created.status(), reqwest::StatusCode::CREATED);
+    }
+
+    /// Creates one link of `campaign` to `url` per lead with `token`; answers their codes.
+    pub async fn bulk(
+        &self,
+        token: &str,
+        campaign: &str,
+        url: &str,
+        leads: Vec<serde_json::Value>,
+    ) -> Vec<String> {
+        let response = client()
+            .post(format!("{}/v1/links/bulk", self.admin))
+            .bearer_auth(token)
+            .json(&serde_json::json!({"campaignId": campaign, "url": url, "leads": leads}))
+            .send()
+            .await
+            .expect("the admin listener answers");
+        assert_eq!(response.status(), reqwest::StatusCode::OK);
+        let links: serde_json::Value = response.json().await.expect("a JSON body");
+        (links["links"].as_array().expect("links").iter())
+            .map(|l| l["code"].as_str().expect("a code").to_owned())
+            .collect()
+    }
+
     /// The `host:port` of a listener's URL.
     pub fn addr(url: &str) -> &str {
         url.trim_start_matches("http://")

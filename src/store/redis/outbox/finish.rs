@@ -5,7 +5,6 @@ use crate::domain::{DeliveryOutcome, rules};
 use crate::store::redis::keys::Partition;
 use crate::store::redis::scripts::SCRIPTS;
 use crate::store::{Lease, Leased, StoreError};
-use std::collections::BTreeMap;
 
 /// Outcomes per call of the finish script: one `XDEL` for all of them, and no call holds
 /// Redis for more than about a millisecond.
@@ -58,10 +57,7 @@ pub(super) async fn finish_deliveries(
 
 /// Settles deliveries, a script call per [`OUTCOMES_PER_CALL`] in each partition.
 pub(super) async fn settle(store: &RedisStore, settles: &[Settle<'_>]) -> Result<(), StoreError> {
-    let mut by_partition: BTreeMap<Partition, Vec<&Settle<'_>>> = BTreeMap::new();
-    for one in settles {
-        by_partition.entry(one.partition).or_default().push(one);
-    }
+    let by_partition = Partition::group(settles, |one| one.partition);
     let calls = by_partition
         .into_iter()
         .map(|(partition, settles)| async move {

@@ -17,7 +17,6 @@ use crate::domain::{
 };
 use crate::store::{Leased, Outbox, QueueDepth, StoreError};
 use async_trait::async_trait;
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -72,12 +71,7 @@ const EVENTS_PER_CALL: usize = 64;
 #[async_trait]
 impl Outbox for RedisStore {
     async fn enqueue_events(&self, events: &[Event]) -> Result<(), StoreError> {
-        let mut by_partition: BTreeMap<Partition, Vec<&Event>> = BTreeMap::new();
-        for event in events {
-            (by_partition.entry(Partition::of(event.id.as_str())))
-                .or_default()
-                .push(event);
-        }
+        let by_partition = Partition::group(events, |e| Partition::of(e.id.as_str()));
         let calls = by_partition
             .into_iter()
             .map(|(partition, events)| async move {
