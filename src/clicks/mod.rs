@@ -7,6 +7,7 @@ mod lead_writes;
 pub mod recorder;
 
 use crate::cache::CachedLink;
+use crate::domain::analytics::Os;
 use crate::domain::{Counted, LeadClick, ShortCode, ShortUrls, link_clicked};
 use bots::{Visitor, classify};
 use chrono::{DateTime, Utc};
@@ -46,6 +47,7 @@ impl Clicks {
                         code: ShortCode::from_trusted(link.code()),
                         campaign_id: link.campaign_id.clone(),
                         at,
+                        os: Os::of(agent),
                         event: link_clicked(&lead, at),
                     };
                     self.recorder.record_lead(click).await;
@@ -53,7 +55,11 @@ impl Clicks {
                 return;
             }
         };
+        let os = match counted {
+            Counted::Bot => Os::Other,
+            Counted::Human | Counted::HumanWithEvent => Os::of(agent),
+        };
         self.recorder
-            .count(link.code(), &link.campaign_id, counted, at);
+            .count(link.code(), &link.campaign_id, counted, os, at);
     }
 }

@@ -18,6 +18,7 @@
 //! redirecting). What does not fit is counted in `akti_clicks_lost_total`.
 
 use super::{counts, lead_writes};
+use crate::domain::analytics::Os;
 use crate::domain::{CampaignId, ClickCounts, ClickOutcome, Counted, LeadClick, ShortCode};
 use crate::store::ClickStore;
 use crate::store::health::StoreHealth;
@@ -97,8 +98,15 @@ impl ClickRecorder {
     }
 
     /// Counts a click nobody waits for.
-    pub fn count(&self, code: &str, campaign: &CampaignId, counted: Counted, at: DateTime<Utc>) {
-        self.known.count(code, campaign, counted, at);
+    pub fn count(
+        &self,
+        code: &str,
+        campaign: &CampaignId,
+        counted: Counted,
+        os: Os,
+        at: DateTime<Utc>,
+    ) {
+        self.known.count(code, campaign, counted, os, at);
     }
 }
 
@@ -119,6 +127,7 @@ impl Known {
         code: &str,
         campaign: &CampaignId,
         counted: Counted,
+        os: Os,
         at: DateTime<Utc>,
     ) {
         let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
@@ -126,7 +135,7 @@ impl Known {
             metrics::counter!("akti_clicks_lost_total", "reason" => "counts_full").increment(1);
             return;
         }
-        counts.add(code, campaign, counted, at);
+        counts.add(code, campaign, counted, os, at);
     }
 
     /// Learns when each written click's window opened, and counts the clicks.
@@ -149,7 +158,13 @@ impl Known {
             if opened + window > now {
                 self.windows.insert(click.code.clone(), opened);
             }
-            self.count(click.code.as_str(), &click.campaign_id, counted, click.at);
+            self.count(
+                click.code.as_str(),
+                &click.campaign_id,
+                counted,
+                click.os,
+                click.at,
+            );
         }
         let outcome =
             |name: &'static str| metrics::counter!("akti_clicks_recorded_total", "outcome" => name);

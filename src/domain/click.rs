@@ -1,5 +1,6 @@
 //! Clicks: a lead's click on its way to the store, and the counts of clicks nobody waits for.
 
+use super::analytics::{BucketCounts, Os, Tier};
 use super::{CampaignId, Event, ShortCode};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
@@ -11,6 +12,8 @@ pub struct LeadClick {
     pub code: ShortCode,
     pub campaign_id: CampaignId,
     pub at: DateTime<Utc>,
+    /// The clicker's system, for the campaign's analytics.
+    pub os: Os,
     pub event: Event,
 }
 
@@ -27,7 +30,36 @@ pub enum ClickOutcome {
 #[derive(Debug, Clone, Default)]
 pub struct ClickCounts {
     pub links: HashMap<ShortCode, LinkCount, ahash::RandomState>,
-    pub campaigns: HashMap<CampaignId, Count, ahash::RandomState>,
+    pub campaigns: HashMap<CampaignId, CampaignCount, ahash::RandomState>,
+}
+
+/// A campaign's counts, and the same clicks by the minute they were made in (for its time
+/// series; usually one or two minutes per interval).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CampaignCount {
+    pub count: Count,
+    /// Minute starts (unix ms) and what was counted in them.
+    pub minutes: Vec<(i64, BucketCounts)>,
+}
+
+impl CampaignCount {
+    fn add(&mut self, counted: Counted, os: Os, at: i64) {
+        self.count.add(counted, at);
+        let minute = Tier::Minute.bucket_of(at);
+        // Clicks come in roughly in time order: the minute is almost always the last one.
+        let bucket = match self.minutes.iter().rposition(|(m, _)| *m == minute) {
+            Some(i) => &mut self.minutes[i].1,
+            None => {
+                self.minutes.push((minute, BucketCounts::default()));
+                &mut self.minutes.last_mut().expect("just pushed").1
+            }
+        };
+        bucket.add(&match counted {
+            Counted::Bot => BucketCounts::bot_click(),
+            Counted::Human => BucketCounts::human_click(os, false),
+            Counted::HumanWithEvent => BucketCounts::human_click(os, true),
+        });
+    }
 }
 
 /// A link's counts, and its campaign: a link's first human click is also one more unique
@@ -74,8 +106,15 @@ impl Count {
 
 impl ClickCounts {
     /// `code` as a `&str`: a redirect has it as one, and a `ShortCode` is made only for a
-    /// link not yet counted in this interval.
-    pub fn add(&mut self, code: &str, campaign: &CampaignId, counted: Counted, at: DateTime<Utc>) {
+    /// link not yet counted in this interval. `os` counts for human clicks only.
+    pub fn add(
+        &mut self,
+        code: &str,
+        campaign: &CampaignId,
+        counted: Counted,
+        os: Os,
+        at: DateTime<Utc>,
+    ) {
         let at = at.timestamp_millis();
         match self.links.get_mut(code) {
             Some(link) => link.count.add(counted, at),
@@ -89,12 +128,12 @@ impl ClickCounts {
                 .add(counted, at),
         }
         match self.campaigns.get_mut(campaign) {
-            Some(count) => count.add(counted, at),
+            Some(count) => count.add(counted, os, at),
             None => self
                 .campaigns
                 .entry(campaign.clone())
                 .or_default()
-                .add(counted, at),
+                .add(counted, os, at),
         }
     }
 
@@ -119,11 +158,49 @@ mod tests {
     use super::*;
     use crate::domain::from_millis;
 
+    #[test]
+    fn a_campaign_counts_its_clicks_by_minute_with_the_humans_systems() {
+        let mut counts = ClickCounts::default();
+        let campaign = CampaignId::parse("c").unwrap();
+        counts.add(
+            "a",
+            &campaign,
+            Counted::HumanWithEvent,
+            Os::Ios,
+            from_millis(61_000),
+        );
+        counts.add("a", &campaign, Counted::Human, Os::Ios, from_millis(62_000));
+        counts.add(
+            "b",
+            &campaign,
+            Counted::Bot,
+            Os::Android,
+            from_millis(125_000),
+        );
+        let minutes = &counts.campaigns[&campaign].minutes;
+        assert_eq!(minutes.len(), 2);
+        assert_eq!(minutes[0].0, 60_000);
+        assert_eq!((minutes[0].1.clicks, minutes[0].1.click_events), (2, 1));
+        assert_eq!(minutes[0].1.os[Os::Ios as usize], 2);
+        assert_eq!(minutes[1].1.bot_clicks, 1);
+        assert!(
+            minutes[1].1.os.iter().all(|n| *n == 0),
+            "bots have no system"
+        );
+        assert_eq!(counts.campaigns[&campaign].count.clicks, 2);
+    }
+
     fn counted(links: usize) -> ClickCounts {
         let mut counts = ClickCounts::default();
         let campaign = CampaignId::parse("c").unwrap();
         for i in 0..links {
-            counts.add(&format!("l{i}"), &campaign, Counted::Bot, from_millis(0));
+            counts.add(
+                &format!("l{i}"),
+                &campaign,
+                Counted::Bot,
+                Os::Other,
+                from_millis(0),
+            );
         }
         counts
     }

@@ -103,7 +103,7 @@ impl fmt::Display for ShortCode {
 
 /// The customer's campaign identifier; every link belongs to exactly one. Shared like
 /// [`ShortCode`].
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CampaignId(Arc<str>);
 
 impl CampaignId {

@@ -8,6 +8,7 @@
 //!
 //! A leaf: nothing here uses another module of the crate.
 
+pub mod analytics;
 mod click;
 mod event;
 mod ids;
@@ -21,7 +22,7 @@ mod time;
 mod url;
 mod webhook;
 
-pub use click::{ClickCounts, ClickOutcome, Count, Counted, LeadClick, LinkCount};
+pub use click::{CampaignCount, ClickCounts, ClickOutcome, Count, Counted, LeadClick, LinkCount};
 pub use event::{
     API_VERSION, ClickedLead, Event, EventType, link_clicked, link_delivered, links_sent,
 };

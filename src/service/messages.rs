@@ -123,7 +123,7 @@ impl Messages {
         let at = at.unwrap_or_else(now_millis);
         let (counter, events) = rules::first_report(&message, status, at);
         let recorded = (self.store)
-            .record_message_status(id, status, at, counter, &events)
+            .record_message_status(&message, status, at, counter, &events)
             .await?;
         let queued = if recorded == StatusRecorded::Recorded {
             events.len()

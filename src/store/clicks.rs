@@ -1,6 +1,7 @@
 //! The clicks port: lead clicks with their windows and events, counts, and counters.
 
 use super::StoreError;
+use crate::domain::analytics::{BucketCounts, Tier};
 use crate::domain::{CampaignId, ClickCounts, ClickOutcome, LeadClick, ShortCode, Stats};
 use async_trait::async_trait;
 use std::time::Duration;
@@ -26,8 +27,10 @@ pub trait ClickStore: Send + Sync + 'static {
         window: Duration,
     ) -> Result<Vec<ClickOutcome>, StoreError>;
 
-    /// Adds clicks that only count. `batch` names these counts: written again under the
-    /// same name (after a timeout whose write may still have run), they are added once.
+    /// Adds clicks that only count, and what they add to their campaigns' series (with
+    /// the unique clicks and times to click of the links first clicked). `batch` names
+    /// these counts: written again under the same name (after a timeout whose write may
+    /// still have run), they are added once.
     async fn add_click_counts(&self, batch: &str, counts: &ClickCounts) -> Result<(), StoreError>;
 
     async fn link_stats(&self, code: &ShortCode) -> Result<Stats, StoreError>;
@@ -36,4 +39,14 @@ pub trait ClickStore: Send + Sync + 'static {
     async fn links_stats(&self, codes: &[ShortCode]) -> Result<Vec<Stats>, StoreError>;
 
     async fn campaign_totals(&self, campaign: &CampaignId) -> Result<CampaignTotals, StoreError>;
+
+    /// The campaign's series buckets of `tier` that start in `[from, end)` (unix ms), in
+    /// any order; empty buckets may be left out.
+    async fn campaign_series(
+        &self,
+        campaign: &CampaignId,
+        tier: Tier,
+        from: i64,
+        end: i64,
+    ) -> Result<Vec<(i64, BucketCounts)>, StoreError>;
 }

@@ -27,10 +27,12 @@ pub trait MessageStore: Send + Sync + 'static {
 
     /// Records `status` of a message once: the first report of a status adds to `counter`
     /// (in its campaign's stats) and queues `events` atomically with it; a repeat does
-    /// nothing ([`crate::domain::rules::first_report`] decides both).
+    /// nothing ([`crate::domain::rules::first_report`] decides both). The first report
+    /// also adds to the campaign's series in the bucket of `at`, and a first `delivered`
+    /// marks the message's links delivered (a link clicked before gets its time to click).
     async fn record_message_status(
         &self,
-        id: &MessageId,
+        message: &Message,
         status: MessageStatus,
         at: DateTime<Utc>,
         counter: Option<MessageCounter>,

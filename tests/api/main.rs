@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod analytics;
 mod binary;
 mod cache;
 mod campaigns;

@@ -4,6 +4,7 @@
 //! The `/v1` operations' OpenAPI descriptions are collected from the handlers'
 //! `#[utoipa::path]` annotations as the routes are registered (see [`super::openapi`]).
 
+pub mod analytics;
 pub mod auth;
 pub mod exports;
 pub mod links;
@@ -23,6 +24,7 @@ const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
 pub fn router(state: AppState) -> Router {
     let (api, openapi) = OpenApiRouter::new()
+        .merge(analytics::router())
         .merge(exports::router())
         .merge(links::router())
         .merge(messages::router())

@@ -1,8 +1,10 @@
 //! Clicks, counts and counters in SQLite.
 
 use super::outbox::enqueue;
+use super::series::{add_series, series_buckets};
 use super::subscriptions::enabled_subscriptions;
 use super::{EmbeddedStore, sqlite};
+use crate::domain::analytics::{BucketCounts, FirstClick, SeriesDelta, Tier};
 use crate::domain::rules::{self, OpenWindow, WindowDecision};
 use crate::domain::{
     CampaignId, ClickCounts, ClickOutcome, Count, LeadClick, ShortCode, Stats, Subscription,
@@ -87,13 +89,17 @@ fn record(
     Ok(ClickOutcome::Emitted)
 }
 
-/// Whether a link has had no human click yet.
-fn never_clicked(conn: &Connection, code: &ShortCode) -> Result<bool, StoreError> {
-    let first: Option<Option<i64>> = conn
-        .prepare_cached("SELECT first_clicked_at FROM link_stats WHERE code = ?1")
-        .and_then(|mut s| s.query_row([code.as_str()], |r| r.get(0)).optional())
+/// Whether a link has had no human click yet, and when it was delivered.
+fn never_clicked(conn: &Connection, code: &ShortCode) -> Result<(bool, Option<i64>), StoreError> {
+    let row: Option<(Option<i64>, Option<i64>)> = conn
+        .prepare_cached("SELECT first_clicked_at, delivered_at FROM link_stats WHERE code = ?1")
+        .and_then(|mut s| {
+            s.query_row([code.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })
         .map_err(sqlite)?;
-    Ok(first.flatten().is_none())
+    let (first, delivered) = row.unwrap_or_default();
+    Ok((first.is_none(), delivered))
 }
 
 fn link_stats_of(conn: &Connection, code: &ShortCode) -> Result<Stats, StoreError> {
@@ -161,10 +167,23 @@ impl ClickStore for EmbeddedStore {
             if fresh == 0 {
                 return Ok(());
             }
-            let mut first_clicks: Vec<&CampaignId> = Vec::new();
+            let mut series = SeriesDelta::of_counts(&counts);
             for (code, link) in &counts.links {
-                if link.count.first_clicked_at.is_some() && never_clicked(conn, code)? {
-                    first_clicks.push(&link.campaign);
+                if let Some(first) = link.count.first_clicked_at {
+                    let (never, delivered_at) = never_clicked(conn, code)?;
+                    if never {
+                        conn.prepare_cached(
+                            "INSERT INTO campaign_stats (campaign_id, unique_clicks) VALUES (?1, 1) \
+                             ON CONFLICT (campaign_id) DO UPDATE SET unique_clicks = unique_clicks + 1",
+                        )
+                        .and_then(|mut s| s.execute([link.campaign.as_str()]))
+                        .map_err(sqlite)?;
+                        series.first_click(&FirstClick {
+                            campaign: link.campaign.clone(),
+                            at: first,
+                            delivered_at,
+                        });
+                    }
                 }
                 bump(conn, "link_stats", "code", code.as_str(), &link.count).map_err(sqlite)?;
             }
@@ -174,19 +193,11 @@ impl ClickStore for EmbeddedStore {
                     "campaign_stats",
                     "campaign_id",
                     campaign.as_str(),
-                    count,
+                    &count.count,
                 )
                 .map_err(sqlite)?;
             }
-            for campaign in first_clicks {
-                conn.prepare_cached(
-                    "INSERT INTO campaign_stats (campaign_id, unique_clicks) VALUES (?1, 1) \
-                     ON CONFLICT (campaign_id) DO UPDATE SET unique_clicks = unique_clicks + 1",
-                )
-                .and_then(|mut s| s.execute([campaign.as_str()]))
-                .map_err(sqlite)?;
-            }
-            Ok(())
+            add_series(conn, &series)
         })
         .await
     }
@@ -228,5 +239,17 @@ impl ClickStore for EmbeddedStore {
             })
         })
         .await
+    }
+
+    async fn campaign_series(
+        &self,
+        campaign: &CampaignId,
+        tier: Tier,
+        from: i64,
+        end: i64,
+    ) -> Result<Vec<(i64, BucketCounts)>, StoreError> {
+        let campaign = campaign.clone();
+        self.read(move |conn| series_buckets(conn, &campaign, tier, from, end))
+            .await
     }
 }

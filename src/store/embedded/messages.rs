@@ -1,8 +1,10 @@
 //! Messages in SQLite, kept until `expires_at` for late status reports.
 
 use super::outbox::enqueue;
+use super::series::add_series;
 use super::subscriptions::enabled_subscriptions;
 use super::{EmbeddedStore, corrupt, sqlite};
+use crate::domain::analytics::SeriesDelta;
 use crate::domain::{
     CampaignId, Event, ExternalLeadId, Message, MessageId, MessageStatus, Phone, from_millis,
     now_millis, rules::MessageCounter,
@@ -10,7 +12,7 @@ use crate::domain::{
 use crate::store::{MessageStore, StatusRecorded, StoreError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 fn find(conn: &Connection, id: &MessageId) -> Result<Option<Message>, StoreError> {
     let mut stmt = conn
@@ -98,13 +100,13 @@ impl MessageStore for EmbeddedStore {
 
     async fn record_message_status(
         &self,
-        id: &MessageId,
+        message: &Message,
         status: MessageStatus,
         at: DateTime<Utc>,
         counter: Option<MessageCounter>,
         events: &[Event],
     ) -> Result<StatusRecorded, StoreError> {
-        let (id, events) = (id.clone(), events.to_vec());
+        let (id, events) = (message.id.clone(), events.to_vec());
         let at = at.timestamp_millis();
         let recorded = self
             .write(move |conn| {
@@ -132,8 +134,25 @@ impl MessageStore for EmbeddedStore {
                     )
                     .map_err(sqlite)?;
                 }
+                let mut series = SeriesDelta::default();
+                if let Some(counter) = counter {
+                    series.message(&message.campaign_id, counter, at);
+                }
                 if status == MessageStatus::Delivered {
                     for link in &message.links {
+                        let (first, delivered): (Option<i64>, Option<i64>) = conn
+                            .prepare_cached(
+                                "SELECT first_clicked_at, delivered_at FROM link_stats WHERE code = ?1",
+                            )
+                            .and_then(|mut s| {
+                                s.query_row([&link.code], |r| Ok((r.get(0)?, r.get(1)?)))
+                                    .optional()
+                            })
+                            .map_err(sqlite)?
+                            .unwrap_or_default();
+                        if let (Some(clicked_at), None) = (first, delivered) {
+                            series.delivered_after_click(&message.campaign_id, at, clicked_at);
+                        }
                         conn.prepare_cached(
                             "INSERT INTO link_stats (code, delivered_at) VALUES (?1, ?2) \
                              ON CONFLICT (code) DO UPDATE SET \
@@ -143,6 +162,7 @@ impl MessageStore for EmbeddedStore {
                         .map_err(sqlite)?;
                     }
                 }
+                add_series(conn, &series)?;
                 let subs = enabled_subscriptions(conn)?;
                 for event in &events {
                     enqueue(conn, event, &subs)?;

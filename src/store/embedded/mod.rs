@@ -10,6 +10,7 @@ mod links;
 mod messages;
 mod outbox;
 mod retention;
+mod series;
 mod subscriptions;
 mod writer;
 

@@ -1,5 +1,5 @@
 //! The sweep that keeps the embedded store's file from growing without bound: closed dedup
-//! windows, remembered counts batches, expired messages, and events and deliveries older
+//! windows, remembered counts batches, expired messages and series buckets, and events and deliveries older
 //! than `AKTI_EVENT_RETENTION`.
 
 use super::sqlite;
@@ -36,7 +36,8 @@ pub(super) fn sweep_every_while_open(jobs: WeakSender<Job>, retention: Duration)
 fn sweep(conn: &Connection, retention: Duration) -> Result<(), StoreError> {
     let now = now_millis().timestamp_millis();
     let old = now - retention.as_millis() as i64;
-    let statements: [(&str, i64); 6] = [
+    let statements: [(&str, i64); 7] = [
+        ("DELETE FROM campaign_series WHERE expires_at < ?1", now),
         ("DELETE FROM windows WHERE expires_at < ?1", now),
         (
             "DELETE FROM applied_batches WHERE applied_at < ?1",

@@ -112,3 +112,14 @@ CREATE TABLE IF NOT EXISTS message_statuses (
     reported_at INTEGER NOT NULL,
     PRIMARY KEY (message_id, status)
 );
+-- Campaign time series: a row per bucket of a tier ('m' minutes, 'q' quarter hours), its
+-- counts in BucketCounts's stored form; swept once expires_at has passed.
+CREATE TABLE IF NOT EXISTS campaign_series (
+    campaign_id TEXT    NOT NULL,
+    tier        TEXT    NOT NULL,
+    start       INTEGER NOT NULL,
+    counts      TEXT    NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    PRIMARY KEY (campaign_id, tier, start)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS campaign_series_expiry ON campaign_series (expires_at);

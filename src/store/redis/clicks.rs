@@ -3,6 +3,7 @@
 use super::keys::Partition;
 use super::scripts::SCRIPTS;
 use super::{RedisStore, parse};
+use crate::domain::analytics::{BucketCounts, FirstClick, SeriesDelta, Tier};
 use crate::domain::{
     CampaignId, ClickCounts, ClickOutcome, Count, LeadClick, ShortCode, Stats, from_millis,
     now_millis,
@@ -26,7 +27,7 @@ const WINDOW_KEPT_MS: u64 = 60_000;
 /// its redirects are answered anyway.
 pub(super) const WAIT_FOR_REPLICAS: Duration = Duration::from_millis(100);
 /// How long a counts call is remembered as applied: far longer than a retry can follow it.
-const APPLIED_FOR_MS: u64 = 10 * 60_000;
+pub(super) const APPLIED_FOR_MS: u64 = 10 * 60_000;
 
 /// The counters hash of a link or a campaign. A counter that is absent is 0; one that is
 /// not a number was not written by us.
@@ -115,7 +116,7 @@ impl ClickStore for RedisStore {
                 kind: "c",
                 id: campaign.as_str(),
                 campaign: "",
-                count,
+                count: &count.count,
             };
             (Partition::of(campaign.as_str()), counter)
         });
@@ -124,7 +125,16 @@ impl ClickStore for RedisStore {
             let counters = counters.into_iter().map(|(_, c)| c).collect();
             self.add_counts_in(partition, batch, counters)
         });
-        futures::future::try_join_all(calls).await.map(drop)
+        let answers = futures::future::try_join_all(calls).await?;
+        // Then the campaigns' series, with the first clicks the counters found: a retried
+        // flush finds the same answers (kept with the calls' names) and the same series.
+        let mut series = SeriesDelta::of_counts(counts);
+        for answer in answers.iter().flatten() {
+            for first in first_clicks(answer, counts) {
+                series.first_click(&first);
+            }
+        }
+        self.add_series(batch, &series).await
     }
 
     async fn link_stats(&self, code: &ShortCode) -> Result<Stats, StoreError> {
@@ -165,6 +175,16 @@ impl ClickStore for RedisStore {
             totals.stats.add(&stats_from_hash(&what, &h)?);
         }
         Ok(totals)
+    }
+
+    async fn campaign_series(
+        &self,
+        campaign: &CampaignId,
+        tier: Tier,
+        from: i64,
+        end: i64,
+    ) -> Result<Vec<(i64, BucketCounts)>, StoreError> {
+        self.series_buckets(campaign, tier, from, end).await
     }
 }
 
@@ -242,12 +262,13 @@ impl RedisStore {
     /// One partition's counters, a script call per [`COUNTS_PER_CALL`], each named by the
     /// batch, the partition and its place: the same counts always make the same calls (a
     /// map unchanged iterates in the same order), so a retried batch repeats its names.
+    /// Answers each call's first clicks (`lua/add_counts.lua`).
     async fn add_counts_in(
         &self,
         partition: Partition,
         batch: &str,
         counters: Vec<Counter<'_>>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Vec<String>, StoreError> {
         let (bots_only, full): (Vec<_>, Vec<_>) = counters
             .into_iter()
             .partition(|c| c.kind == "l" && c.count.clicks == 0 && c.count.click_events == 0);
@@ -269,14 +290,14 @@ impl RedisStore {
             for counter in chunk {
                 add_full(&mut cmd, counter);
             }
-            pipe.add_command(cmd).ignore();
+            pipe.add_command(cmd);
         }
         for chunk in bots_only.chunks(COUNTS_PER_CALL) {
             let mut cmd = call("b");
             for counter in chunk {
                 cmd.arg(counter.id).arg(counter.count.bot_clicks);
             }
-            pipe.add_command(cmd).ignore();
+            pipe.add_command(cmd);
         }
         self.run(&pipe).await
     }
@@ -301,6 +322,26 @@ fn replication_shortfall(partition: Partition, acknowledged: u32, wanted: u32) {
             "click batch answered before enough replicas held it"
         );
     }
+}
+
+/// The first clicks in a counts call's answer (`code:first:delivered` words), with the
+/// campaigns of their links in `counts`. A word of another shape, or of a link these
+/// counts do not hold, is not ours and is left out.
+fn first_clicks<'a>(
+    answer: &'a str,
+    counts: &'a ClickCounts,
+) -> impl Iterator<Item = FirstClick> + 'a {
+    answer.split_ascii_whitespace().filter_map(|word| {
+        let mut parts = word.split(':');
+        let (code, at, delivered) = (parts.next()?, parts.next()?, parts.next()?);
+        let at: i64 = at.parse().ok()?;
+        let delivered: i64 = delivered.parse().ok()?;
+        Some(FirstClick {
+            campaign: counts.links.get(code)?.campaign.clone(),
+            at,
+            delivered_at: (delivered > 0).then_some(delivered),
+        })
+    })
 }
 
 fn add_full(cmd: &mut redis::Cmd, counter: &Counter<'_>) {

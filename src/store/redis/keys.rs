@@ -24,9 +24,10 @@
 //! | --- | --- | --- |
 //! | `akti:meta` | hash | `layout`: the version of this layout, checked at start-up |
 //! | `akti:{P}:window:<code>` | string | the click time (ms) and event id, joined by a bar, of the click that opened the lead's dedup window; expires with it (kept at least 60 s, so that a retried write finds it) |
-//! | `akti:{P}:applied:<batch>:<n>` | string | a counts call already added; kept 10 minutes, so that a retried flush adds nothing |
+//! | `akti:{P}:applied:<batch>:<n>` | string | a counts or series call already added, and what a counts call answered (the links it found first clicked); kept 10 minutes, so that a retried flush adds nothing and learns the same answer |
 //! | `akti:{P}:stats:link:<code>` | hash | `clicks`, `clickEvents`, `botClicks`, `lastClickedAt`, `firstClickedAt` (ms of human clicks), `deliveredAt` (ms of the first delivered report of a message carrying the link) |
 //! | `akti:{P}:stats:campaign:<campaign>` | hash | the same and `messagesSent`, `messagesDelivered`, for the campaign's work in this partition: the campaign's figures are the sums over the partitions |
+//! | `akti:{P}:series:<tier>:<campaign>:<block>` | hash | a block of the campaign's time series, in the campaign's partition: tier `m` (a block is an hour of minute buckets, kept 49 hours) or `q` (6 hours of quarter-hour buckets, kept 400 days); `block` is its start ÷ its length; field: the bucket's start (unix ms), value: its counts (`BucketCounts::encode`). At most 60 or 24 small fields, so Redis keeps it a listpack |
 //! | `akti:{P}:index:all` | sorted set | the links of this partition, as their list position `<created ms, 13 digits>:<code>` at score 0, so that `ZRANGE … BYLEX` pages in creation order; a listing merges the partitions |
 //! | `akti:{P}:index:campaign:<campaign>` | sorted set | the same members, for one campaign |
 //! | `akti:{P}:sub-filters` | hash | subscription id → its filter as the fan-out reads it (`SubscriptionFilter::encode`): this partition's copy of `akti:{subs}:filters`, written before a subscription is answered |
@@ -54,6 +55,7 @@
 //! heartbeat expired are taken over at once; others once idle for longer than an attempt
 //! can last.
 
+use crate::domain::analytics::Tier;
 use crate::domain::{CampaignId, Destination, MessageId, Phone};
 use sha2::{Digest, Sha256};
 
@@ -202,6 +204,12 @@ impl Partition {
 
     pub fn campaign_stats(self, campaign: &str) -> String {
         self.key(&format!("stats:campaign:{campaign}"))
+    }
+
+    /// A block of a campaign's series buckets of one tier (`block` its start, unix ms).
+    pub fn series(self, tier: Tier, campaign: &CampaignId, block: i64) -> String {
+        let (letter, n) = (tier.letter(), block / tier.block_ms());
+        self.key(&format!("series:{letter}:{}:{n}", campaign.as_str()))
     }
 
     pub fn event(self, id: &str) -> String {

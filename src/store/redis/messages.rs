@@ -4,9 +4,10 @@
 use super::RedisStore;
 use super::keys::Partition;
 use super::scripts::SCRIPTS;
+use crate::domain::analytics::SeriesDelta;
 use crate::domain::{
     CampaignId, Event, ExternalLeadId, Message, MessageId, MessageStatus, Phone, from_millis,
-    rules::MessageCounter,
+    random_id, rules::MessageCounter,
 };
 use crate::store::{MessageStore, StatusRecorded, StoreError};
 use async_trait::async_trait;
@@ -43,22 +44,20 @@ fn message_from_hash(
 
 impl RedisStore {
     /// Records on each link of a delivered message when it was delivered, the first
-    /// report's time only. (The links are in their own partitions, not the message's: a
-    /// separate step, which a retry repeats harmlessly.)
-    async fn mark_delivered(&self, id: &MessageId, at: DateTime<Utc>) -> Result<(), StoreError> {
-        let Some(message) = self.get_message(id).await? else {
-            return Ok(());
-        };
+    /// report's time only, and answers the first clicks of the links clicked before (the
+    /// links are in their own partitions, not the message's: a separate step).
+    async fn mark_delivered(&self, message: &Message, at: i64) -> Result<Vec<i64>, StoreError> {
         let marks = (message.links.iter())
             .map(|link| {
-                let mut mark = redis::cmd("HSETNX");
-                mark.arg(Partition::of(&link.code).link_stats(&link.code))
-                    .arg("deliveredAt")
-                    .arg(at.timestamp_millis());
+                let mut mark = SCRIPTS
+                    .mark_delivered
+                    .call(&[&Partition::of(&link.code).link_stats(&link.code)]);
+                mark.arg(at);
                 mark
             })
             .collect();
-        self.spread::<redis::Value>(marks).await.map(drop)
+        let clicked: Vec<i64> = self.spread(marks).await?;
+        Ok(clicked.into_iter().filter(|at| *at > 0).collect())
     }
 }
 
@@ -106,12 +105,13 @@ impl MessageStore for RedisStore {
 
     async fn record_message_status(
         &self,
-        id: &MessageId,
+        message: &Message,
         status: MessageStatus,
         at: DateTime<Utc>,
         counter: Option<MessageCounter>,
         events: &[Event],
     ) -> Result<StatusRecorded, StoreError> {
+        let id = &message.id;
         let partition = Partition::of(id.as_str());
         let [_, campaign_stats] = partition.stats();
         let mut cmd = SCRIPTS.message_status.call(&[&partition.message(id)]);
@@ -130,8 +130,20 @@ impl MessageStore for RedisStore {
         if answer == 1 && !events.is_empty() {
             self.queued.notify_waiters();
         }
-        if answer == 1 && status == MessageStatus::Delivered {
-            self.mark_delivered(id, at).await?;
+        if answer == 1 {
+            // The series after the status: a report is not retried once recorded, so the
+            // series write has a name of its own (which makes a resent pipeline harmless).
+            let (campaign, at) = (&message.campaign_id, at.timestamp_millis());
+            let mut series = SeriesDelta::default();
+            if let Some(counter) = counter {
+                series.message(campaign, counter, at);
+            }
+            if status == MessageStatus::Delivered {
+                for clicked_at in self.mark_delivered(message, at).await? {
+                    series.delivered_after_click(campaign, at, clicked_at);
+                }
+            }
+            self.add_series(&random_id("sts_", 20), &series).await?;
         }
         Ok(match answer {
             1 => StatusRecorded::Recorded,

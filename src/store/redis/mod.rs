@@ -11,6 +11,7 @@ mod links;
 mod messages;
 mod outbox;
 mod scripts;
+mod series;
 mod subscriptions;
 
 use super::{Store, StoreError};

@@ -39,6 +39,8 @@ pub(super) struct Scripts {
     pub enqueue: Lua,
     pub message_status: Lua,
     pub add_counts: Lua,
+    pub add_series: Lua,
+    pub mark_delivered: Lua,
     pub claim_code: Lua,
     pub bind_identity: Lua,
     pub unbind_identity: Lua,
@@ -55,6 +57,8 @@ pub(super) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     enqueue: Lua::new(with_fan_out!("lua/enqueue.lua")),
     message_status: Lua::new(with_fan_out!("lua/message_status.lua")),
     add_counts: Lua::new(include_str!("lua/add_counts.lua")),
+    add_series: Lua::new(include_str!("lua/add_series.lua")),
+    mark_delivered: Lua::new(include_str!("lua/mark_delivered.lua")),
     claim_code: Lua::new(include_str!("lua/claim_code.lua")),
     bind_identity: Lua::new(include_str!("lua/bind_identity.lua")),
     unbind_identity: Lua::new(include_str!("lua/unbind_identity.lua")),
@@ -67,12 +71,14 @@ pub(super) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
 });
 
 impl Scripts {
-    fn all(&self) -> [&Lua; 13] {
+    fn all(&self) -> [&Lua; 15] {
         [
             &self.lead_clicks,
             &self.enqueue,
             &self.message_status,
             &self.add_counts,
+            &self.add_series,
+            &self.mark_delivered,
             &self.claim_code,
             &self.bind_identity,
             &self.unbind_identity,

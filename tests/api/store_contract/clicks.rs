@@ -3,6 +3,7 @@
 use super::{open, subscription};
 use crate::helpers::Backend;
 use crate::on_every_store;
+use akti_link::domain::analytics::{Os, Tier};
 use akti_link::domain::{CampaignId, ClickCounts, ClickOutcome, Counted, LeadClick, ShortCode};
 use std::time::Duration;
 
@@ -22,19 +23,27 @@ async fn counters_of_many_links_add_up_in_one_write(backend: Backend) {
     let links = 1_234;
     let code = |i: usize| ShortCode::parse(&format!("count{i:05}")).unwrap();
     let campaign = |i: usize| CampaignId::parse(&format!("camp-{}", i % 3)).unwrap();
-    let base = chrono::DateTime::from_timestamp_millis(1_790_000_000_000).unwrap();
+    // Recent: minute buckets older than two days are forgotten (the sweep may run).
+    let base = akti_link::domain::now_millis() - chrono::Duration::minutes(10);
     let at = |i: usize| base + chrono::Duration::milliseconds(i as i64);
     let mut counts = ClickCounts::default();
     for i in 0..links {
         // Link i: i % 4 bot clicks, and one human click when i is even.
         for _ in 0..i % 4 {
-            counts.add(code(i).as_str(), &campaign(i), Counted::Bot, at(i));
+            counts.add(
+                code(i).as_str(),
+                &campaign(i),
+                Counted::Bot,
+                Os::Other,
+                at(i),
+            );
         }
         if i % 2 == 0 {
             counts.add(
                 code(i).as_str(),
                 &campaign(i),
                 Counted::HumanWithEvent,
+                Os::Android,
                 at(i),
             );
         }
@@ -66,6 +75,28 @@ async fn counters_of_many_links_add_up_in_one_write(backend: Backend) {
             "campaign {c}"
         );
         assert_eq!(stats.last_clicked_at, last, "campaign {c}");
+        // The series has the same clicks, once per write, and each link clicked once.
+        let (from, end) = (
+            at(0).timestamp_millis() - 3_600_000,
+            at(links).timestamp_millis() + 3_600_000,
+        );
+        for tier in [Tier::Minute, Tier::Quarter] {
+            let buckets = store
+                .campaign_series(&campaign(c), tier, from, end)
+                .await
+                .unwrap();
+            let sum = |f: fn(&akti_link::domain::analytics::BucketCounts) -> u64| {
+                buckets.iter().map(|(_, b)| f(b)).sum::<u64>()
+            };
+            assert_eq!(sum(|b| b.bot_clicks), bots, "campaign {c} {tier:?}");
+            assert_eq!(sum(|b| b.clicks), human, "campaign {c} {tier:?}");
+            assert_eq!(sum(|b| b.unique_clicks), human / 2, "campaign {c} {tier:?}");
+            assert_eq!(
+                sum(|b| b.os[Os::Android.index()]),
+                human,
+                "campaign {c} {tier:?}"
+            );
+        }
     }
 }
 
@@ -85,6 +116,7 @@ async fn a_batch_of_lead_clicks_is_judged_in_order(backend: Backend) {
             code: ShortCode::parse(&format!("lead{lead:04}")).unwrap(),
             campaign_id: CampaignId::parse("batch").unwrap(),
             at,
+            os: Os::Ios,
             event: Event {
                 id: EventId::from_trusted(format!("evt_batch_{lead}_{ms}")),
                 event_type: EventType::LinkClicked,
@@ -160,7 +192,7 @@ async fn an_embedded_file_of_an_earlier_version_gets_the_new_columns() {
     let mut counts = ClickCounts::default();
     let campaign = CampaignId::parse("c").unwrap();
     let at = akti_link::domain::from_millis(1_700_000_100_000);
-    counts.add(code.as_str(), &campaign, Counted::Human, at);
+    counts.add(code.as_str(), &campaign, Counted::Human, Os::Ios, at);
     store.add_click_counts("b1", &counts).await.unwrap();
     let stats = store.link_stats(&code).await.unwrap();
     assert_eq!(stats.clicks, 4);

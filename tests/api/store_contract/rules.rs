@@ -19,6 +19,7 @@ fn click(code: &str, at: i64, event: &str) -> LeadClick {
         code: ShortCode::parse(code).unwrap(),
         campaign_id: CampaignId::parse("rules").unwrap(),
         at,
+        os: akti_link::domain::analytics::Os::Other,
         event: Event {
             id: EventId::from_trusted(event.into()),
             event_type: EventType::LinkClicked,
