@@ -233,6 +233,7 @@ fn handlers(
         cache,
         clicks: Clicks::new(recorder, short_urls.clone()),
         auth: admin::auth::AdminAuth::new(&config.admin_token),
+        sessions: Default::default(),
         short_urls,
         fallback_url: config.fallback_url.clone(),
         twilio_auth_token: config.twilio_auth_token.clone(),

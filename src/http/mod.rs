@@ -2,13 +2,15 @@
 //!
 //! - [`public`]: redirects, health checks and the Twilio callback; the only listener
 //!   exposed to leads.
-//! - [`admin`]: the `/v1` API (bearer token), its OpenAPI document and `/metrics`. It
-//!   shares no routes with the public listener, so nothing public can reach it.
+//! - [`admin`]: the `/v1` API (bearer token), its OpenAPI document and `/metrics`, and the
+//!   [`dashboard`] (a session cookie). It shares no routes with the public listener, so
+//!   nothing public can reach it.
 //!
 //! Handlers parse a request into the domain's types, call one use case of
 //! [`crate::service`] and answer.
 
 pub mod admin;
+pub mod dashboard;
 pub mod error;
 pub mod extract;
 pub mod metrics;
@@ -41,6 +43,8 @@ pub struct Handlers {
     pub cache: Arc<LinkCache>,
     pub clicks: Clicks,
     pub auth: admin::auth::AdminAuth,
+    /// Signed-in dashboard sessions.
+    pub sessions: dashboard::session::Sessions,
     pub short_urls: ShortUrls,
     /// Where unknown, disabled and expired codes go instead of the 404/410 pages.
     pub fallback_url: Option<String>,

@@ -77,11 +77,22 @@ impl Links {
         campaign: &CampaignId,
         after: Position,
     ) -> Result<(Vec<(Link, Stats)>, Option<Position>), StoreError> {
+        self.links_page(campaign, after, EXPORT_PAGE).await
+    }
+
+    /// Up to `limit` of a campaign's links after `after`, with their counters, and where
+    /// the next page starts.
+    pub async fn links_page(
+        &self,
+        campaign: &CampaignId,
+        after: Position,
+        limit: usize,
+    ) -> Result<(Vec<(Link, Stats)>, Option<Position>), StoreError> {
         let query = LinkQuery {
             campaign_id: Some(campaign.clone()),
             phone: None,
             after,
-            limit: EXPORT_PAGE,
+            limit,
         };
         let page = self.store.list_links(&query).await?;
         let codes: Vec<ShortCode> = page.items.iter().map(|l| l.code.clone()).collect();

@@ -10,6 +10,7 @@ mod campaigns;
 mod clicks;
 mod cluster;
 mod connections;
+mod dashboard;
 mod durability;
 mod links;
 mod messages;

@@ -30,9 +30,16 @@ impl AdminAuth {
 
     /// `true` when `Authorization` carries one of the configured tokens.
     pub fn accepts(&self, authorization: Option<&str>) -> bool {
-        let Some(token) = authorization.and_then(bearer_token) else {
+        authorization
+            .and_then(bearer_token)
+            .is_some_and(|token| self.accepts_token(token))
+    }
+
+    /// `true` when `token` is one of the configured tokens (the dashboard's sign-in).
+    pub fn accepts_token(&self, token: &str) -> bool {
+        if token.is_empty() {
             return false;
-        };
+        }
         let presented = digest(token);
         let mut matched = subtle::Choice::from(0);
         for known in &self.digests {

@@ -43,7 +43,11 @@ async fn links_csv(
     State(state): State<AppState>,
     Path(campaign): Path<String>,
 ) -> Result<Response, ApiError> {
-    let campaign = CampaignId::parse(&campaign)?;
+    links_csv_response(state, CampaignId::parse(&campaign)?)
+}
+
+/// The campaign's links as a streamed CSV download (also the dashboard's).
+pub fn links_csv_response(state: AppState, campaign: CampaignId) -> Result<Response, ApiError> {
     let filename = format!("{}-links.csv", campaign.as_str());
     let header = csv_lines(std::iter::once(LINKS_HEADER.map(str::to_owned)));
     // The page after `after`, or the end (`None`) once the last page was sent.
