@@ -4,11 +4,12 @@ redis-server: a campaign's series over 90 days, and what firstClickedAt and deli
 add to a link's stats hash. Run: python3 bench/analytics_memory.py
 
 The series is written as the service writes it (hash per 6-hour block of quarter-hour
-buckets, field = bucket start in ms, value = BucketCounts::encode), with a bucket in every
-quarter hour of the 90 days, for two shapes of bucket: a busy campaign's (clicks, bots,
-events, uniques, three systems, two time-to-click bands, two or three digits each), and the
-worst case (all 19 numbers, three digits each: 75 bytes, over Redis' 64-byte listpack
-value limit, so the hashes become hashtables)."""
+buckets, field = the bucket's place in the block, value = BucketCounts::encode, base 36),
+with a bucket in every quarter hour of the 90 days, for three shapes of bucket: a busy
+campaign's (clicks, bots, events, uniques, three systems, two time-to-click bands, two or
+three decimal digits each), all 19 numbers at 999, and all 19 at 46,655 (three base-36
+digits: 75 bytes, over Redis' 64-byte listpack value limit, so the hashes become
+hashtables)."""
 import socket, subprocess, tempfile, time
 
 def free_port():
@@ -37,7 +38,8 @@ try:
             time.sleep(0.05)
     block_ms, quarter_ms = 6 * 3600_000, 900_000
     start = (1_790_000_000_000 // block_ms) * block_ms
-    shapes = [("busy", "40,12,12,15,0,0,25,12,0,3,0,0,0,0,5,4"), ("worst", ",".join(["123"] * 19))]
+    shapes = [("busy", "14,c,c,f,0,0,p,c,0,3,0,0,0,0,5,4"), ("full", ",".join(["rr"] * 19)),
+              ("huge", ",".join(["zzz"] * 19))]
     results = []
     for shape, value in shapes:
       campaigns = 20
@@ -48,7 +50,7 @@ try:
             block = start + b * block_ms
             key = "akti:{p3.2}:series:q:%s-%04d:%d" % (shape, c, block // block_ms)
             for q in range(24):
-                commands.append(["HSET", key, block + q * quarter_ms, value])
+                commands.append(["HSET", key, q, value])
       pipe(port, commands)
       series = (used(port) - before) / campaigns
       encoding = cli(port, "OBJECT", "ENCODING", "akti:{p3.2}:series:q:%s-0000:%d" % (shape, start // block_ms))

@@ -37,7 +37,7 @@ impl RedisStore {
                 cmd.arg(partition.applied(&name, n)).arg(APPLIED_FOR_MS);
                 for ((campaign, tier, start), counts) in chunk {
                     cmd.arg(partition.series(*tier, campaign, tier.block_of(*start)))
-                        .arg(*start)
+                        .arg(tier.offset_in_block(*start))
                         .arg(tier.block_expires_at(*start))
                         .arg(counts.encode());
                 }
@@ -58,13 +58,14 @@ impl RedisStore {
         end: i64,
     ) -> Result<Vec<(i64, BucketCounts)>, StoreError> {
         let partition = Partition::of(campaign.as_str());
-        let blocks = (0..)
+        let blocks: Vec<i64> = (0..)
             .map(|n| tier.block_of(from) + n * tier.block_ms())
-            .take_while(|block| *block < end);
-        let reads = blocks
+            .take_while(|block| *block < end)
+            .collect();
+        let reads = (blocks.iter())
             .map(|block| {
                 let mut cmd = redis::cmd("HGETALL");
-                cmd.arg(partition.series(tier, campaign, block));
+                cmd.arg(partition.series(tier, campaign, *block));
                 cmd
             })
             .collect();
@@ -73,8 +74,13 @@ impl RedisStore {
             StoreError::Corrupt(format!("series of campaign {}: {what}", campaign.as_str()))
         };
         let mut buckets = Vec::new();
-        for (field, value) in hashes.into_iter().flatten() {
-            let start: i64 = field.parse().map_err(|_| corrupt(&field))?;
+        let fields = blocks
+            .iter()
+            .zip(hashes)
+            .flat_map(|(block, h)| h.into_iter().map(move |f| (*block, f)));
+        for (block, (field, value)) in fields {
+            let offset: i64 = field.parse().map_err(|_| corrupt(&field))?;
+            let start = block + offset * tier.bucket_ms();
             let counts = BucketCounts::decode(&value).ok_or_else(|| corrupt(&value))?;
             if (from..end).contains(&start) {
                 buckets.push((start, counts));
