@@ -93,7 +93,7 @@ pub fn campaign_list(campaigns: &[CampaignSummary], next: Option<&str>) -> Marku
                             th { "Campaign" } th class="n" { "Links" } th class="n" { "Sent" }
                             th class="n" { "Delivered" } th class="n" { "Clicked leads" }
                             th class="n" { "Click-through" } th class="n" { "Human clicks" }
-                            th class="n" { "Bot clicks" } th { "Last click" }
+                            th class="n" { "Bot clicks" } th { "Last click (UTC)" }
                         } }
                         tbody {
                             @for c in campaigns {
@@ -107,7 +107,7 @@ pub fn campaign_list(campaigns: &[CampaignSummary], next: Option<&str>) -> Marku
                                     td class="n" { (percent(s.unique_clicks, s.messages_delivered)) }
                                     td class="n" data-field="clicks" { (s.clicks) }
                                     td class="n" data-field="botClicks" { (s.bot_clicks) }
-                                    td { (when(&s.last_clicked_at, Tz::UTC)) " UTC" }
+                                    td { (when(&s.last_clicked_at, Tz::UTC)) }
                                 }
                             }
                         }
