@@ -147,6 +147,26 @@ async fn campaign_with_clicks(binary: &Binary) {
     panic!("the clicks were not counted");
 }
 
+/// Opens `url` and waits for `css` on the page it lands on.
+async fn open(browser: &Client, url: &str, css: &str) {
+    browser.goto(url).await.unwrap();
+    wait_for(browser, css).await;
+}
+
+async fn wait_for(browser: &Client, css: &str) {
+    let found = browser.wait().for_element(Locator::Css(css)).await;
+    found.unwrap_or_else(|e| panic!("{css}: {e}"));
+}
+
+async fn click(browser: &Client, css: &str) {
+    let element = browser.find(Locator::Css(css)).await;
+    element
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .click()
+        .await
+        .unwrap();
+}
+
 async fn text(browser: &Client, css: &str) -> String {
     browser
         .find(Locator::Css(css))
@@ -186,18 +206,8 @@ async fn a_marketer_signs_in_reads_a_campaign_downloads_its_csvs_and_signs_out()
         .await;
 
     // Not signed in: a campaign page sends the browser to the sign-in form.
-    browser
-        .goto(&format!(
-            "{}/dashboard/campaigns/black-friday",
-            binary.admin
-        ))
-        .await
-        .unwrap();
-    browser
-        .wait()
-        .for_element(Locator::Css("#token"))
-        .await
-        .unwrap();
+    let campaign_page = format!("{}/dashboard/campaigns/black-friday", binary.admin);
+    open(&browser, &campaign_page, "#token").await;
     // A wrong token is refused.
     browser
         .find(Locator::Css("#token"))
@@ -206,13 +216,7 @@ async fn a_marketer_signs_in_reads_a_campaign_downloads_its_csvs_and_signs_out()
         .send_keys("not-the-token")
         .await
         .unwrap();
-    browser
-        .find(Locator::Css("#sign-in"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&browser, "#sign-in").await;
     assert!(
         text(&browser, ".error")
             .await
@@ -225,18 +229,8 @@ async fn a_marketer_signs_in_reads_a_campaign_downloads_its_csvs_and_signs_out()
         .send_keys(TOKEN)
         .await
         .unwrap();
-    browser
-        .find(Locator::Css("#sign-in"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    browser
-        .wait()
-        .for_element(Locator::Css("#campaigns"))
-        .await
-        .unwrap();
+    click(&browser, "#sign-in").await;
+    wait_for(&browser, "#campaigns").await;
 
     // The session is a cookie the page's scripts cannot read; the token is nowhere.
     let cookies = browser.get_all_cookies().await.unwrap();
@@ -274,18 +268,8 @@ async fn a_marketer_signs_in_reads_a_campaign_downloads_its_csvs_and_signs_out()
     );
 
     // The campaign page: funnel and charts with the API's numbers.
-    browser
-        .find(Locator::Css(&format!("{row} a")))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    browser
-        .wait()
-        .for_element(Locator::Css("#kpi-ctr"))
-        .await
-        .unwrap();
+    click(&browser, &format!("{row} a")).await;
+    wait_for(&browser, "#kpi-ctr").await;
     assert_eq!(
         text(&browser, "#kpi-sent").await,
         listed["messagesSent"].to_string()
@@ -327,13 +311,8 @@ async fn a_marketer_signs_in_reads_a_campaign_downloads_its_csvs_and_signs_out()
     assert_eq!(links.len(), 3);
 
     // Another interval and zone, chosen in the form.
-    browser
-        .goto(&format!(
-            "{}/dashboard/campaigns/black-friday?range=24h&interval=hour&tz=Asia%2FKolkata",
-            binary.admin
-        ))
-        .await
-        .unwrap();
+    let kolkata = format!("{campaign_page}?range=24h&interval=hour&tz=Asia%2FKolkata");
+    open(&browser, &kolkata, "#range-clicks").await;
     let hourly = browser
         .find_all(Locator::Css("svg.chart rect.humans"))
         .await
@@ -347,53 +326,20 @@ async fn a_marketer_signs_in_reads_a_campaign_downloads_its_csvs_and_signs_out()
     std::fs::write(artefacts.join("campaign.png"), shot).unwrap();
 
     // Both downloads, with the session only.
-    browser
-        .find(Locator::Css("#links-csv"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&browser, "#links-csv").await;
     let links_csv = downloaded(&downloads, "black-friday-links.csv").await;
     let lines: Vec<&str> = links_csv.lines().collect();
     assert_eq!(lines.len(), 4, "{links_csv}");
     assert!(lines[0].starts_with("code,shortUrl,url,phone"));
-    browser
-        .find(Locator::Css("#analytics-csv"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&browser, "#analytics-csv").await;
     let series_csv = downloaded(&downloads, "black-friday-analytics.csv").await;
     assert!(series_csv.starts_with("start,clicks,uniqueClicks"));
     assert_eq!(series_csv.lines().count(), 1 + hourly.len());
 
     // Signed out, the campaign is out of reach again.
-    browser
-        .find(Locator::Css("#sign-out"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    browser
-        .wait()
-        .for_element(Locator::Css("#token"))
-        .await
-        .unwrap();
-    browser
-        .goto(&format!(
-            "{}/dashboard/campaigns/black-friday",
-            binary.admin
-        ))
-        .await
-        .unwrap();
-    browser
-        .wait()
-        .for_element(Locator::Css("#token"))
-        .await
-        .unwrap();
+    click(&browser, "#sign-out").await;
+    wait_for(&browser, "#token").await;
+    open(&browser, &campaign_page, "#token").await;
     let csv = client()
         .get(format!(
             "{}/dashboard/campaigns/black-friday/links.csv",

@@ -4,13 +4,13 @@
 use crate::domain::analytics::{AnalyticsQuery, BucketCounts, Os, Report, TTC_BANDS};
 use crate::domain::{CampaignId, now_millis};
 use crate::http::AppState;
+use crate::http::admin::exports::csv_download;
 use crate::http::error::ApiError;
 use crate::http::extract::{Path, Query};
 use crate::http::schema;
 use axum::Json;
 use axum::extract::State;
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use chrono::SecondsFormat;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -250,15 +250,5 @@ pub fn series_csv(campaign: &CampaignId, report: &Report) -> Response {
         ]);
     }
     let filename = format!("{}-analytics.csv", campaign.as_str());
-    (
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{filename}\""),
-            ),
-        ],
-        out.into_inner().unwrap_or_default(),
-    )
-        .into_response()
+    csv_download(&filename, out.into_inner().unwrap_or_default())
 }

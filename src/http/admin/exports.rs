@@ -69,7 +69,12 @@ pub fn links_csv_response(state: AppState, campaign: CampaignId) -> Result<Respo
         }
     });
     let body = futures::stream::once(async { Ok(header) }).chain(pages);
-    Ok((
+    Ok(csv_download(&filename, Body::from_stream(body)))
+}
+
+/// A CSV answer the browser saves as `filename`.
+pub fn csv_download(filename: &str, body: impl Into<Body>) -> Response {
+    (
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
             (
@@ -77,9 +82,9 @@ pub fn links_csv_response(state: AppState, campaign: CampaignId) -> Result<Respo
                 format!("attachment; filename=\"{filename}\""),
             ),
         ],
-        Body::from_stream(body),
+        body.into(),
     )
-        .into_response())
+        .into_response()
 }
 
 fn link_row(short_urls: &ShortUrls, link: &Link, stats: &Stats) -> [String; 11] {

@@ -43,7 +43,7 @@ pub fn router(state: AppState) -> Router {
             )
         }),
     )
-    .merge(super::dashboard::router())
+    .merge(super::dashboard::router(state.clone()))
     .route("/metrics", get(metrics::render))
     .route("/healthz", get(public::healthz))
     .route("/readyz", get(public::readyz))

@@ -32,17 +32,21 @@ const CAMPAIGNS_PER_PAGE: usize = 50;
 const POLICY: &str = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; \
                       connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/dashboard", get(home))
-        .route("/dashboard/sign-in", post(sign_in))
-        .route("/dashboard/sign-out", post(sign_out))
+pub fn router(state: AppState) -> Router<AppState> {
+    // Everything under a campaign needs a session; without one, the sign-in page.
+    let signed_in = Router::new()
         .route("/dashboard/campaigns/{campaign}", get(campaign))
         .route("/dashboard/campaigns/{campaign}/links.csv", get(links_csv))
         .route(
             "/dashboard/campaigns/{campaign}/analytics.csv",
             get(analytics_csv),
         )
+        .layer(axum::middleware::from_fn_with_state(state, require_session));
+    Router::new()
+        .merge(signed_in)
+        .route("/dashboard", get(home))
+        .route("/dashboard/sign-in", post(sign_in))
+        .route("/dashboard/sign-out", post(sign_out))
         .route(
             "/dashboard/assets/dashboard.css",
             get(|| asset("text/css", include_str!("assets/dashboard.css"))),
@@ -77,8 +81,16 @@ fn page(status: StatusCode, markup: Markup) -> Response {
     response
 }
 
-fn to_sign_in() -> Response {
-    Redirect::to("/dashboard").into_response()
+async fn require_session(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if state.sessions.is_signed_in(request.headers()) {
+        next.run(request).await
+    } else {
+        Redirect::to("/dashboard").into_response()
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -159,13 +171,9 @@ impl CampaignParams {
 
 async fn campaign(
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path(campaign): Path<String>,
     Query(params): Query<CampaignParams>,
 ) -> Result<Response, ApiError> {
-    if !state.sessions.is_signed_in(&headers) {
-        return Ok(to_sign_in());
-    }
     let id = CampaignId::parse(&campaign)?;
     let totals = state.campaigns.totals(&id).await?;
     let report = match params.query() {
@@ -193,24 +201,16 @@ async fn campaign(
 
 async fn links_csv(
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path(campaign): Path<String>,
 ) -> Result<Response, ApiError> {
-    if !state.sessions.is_signed_in(&headers) {
-        return Ok(to_sign_in());
-    }
     links_csv_response(state, CampaignId::parse(&campaign)?)
 }
 
 async fn analytics_csv(
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path(campaign): Path<String>,
     Query(params): Query<CampaignParams>,
 ) -> Result<Response, ApiError> {
-    if !state.sessions.is_signed_in(&headers) {
-        return Ok(to_sign_in());
-    }
     let id = CampaignId::parse(&campaign)?;
     let query = params.query().map_err(|m| ApiError::invalid("range", m))?;
     let report = state.campaigns.analytics(&id, &query).await?;

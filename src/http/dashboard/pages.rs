@@ -135,7 +135,8 @@ pub struct CampaignPage<'a> {
     pub next_links: Option<String>,
 }
 
-const BAND_LABELS: [&str; 7] = [
+/// The names of [`TTC_BANDS`], in their order.
+const BAND_LABELS: [&str; TTC_BANDS.len()] = [
     "within 1 min",
     "1–5 min",
     "5–15 min",
@@ -254,7 +255,6 @@ fn analytics(report: &Report, tz: Tz) -> Markup {
         .iter()
         .map(|o| (o.name().to_owned(), t.os[o.index()]))
         .collect();
-    debug_assert_eq!(BAND_LABELS.len(), TTC_BANDS.len());
     html! {
         section class="card" {
             h2 { "Clicks over time" span class="muted" { " · " (report.query.interval.name()) " in " (tz.name()) } }
