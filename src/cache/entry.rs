@@ -6,59 +6,90 @@
 //! of the campaign (see `LinkCache`). `created_at` is left out: no redirect or event reads
 //! it.
 
-use crate::domain::{CampaignId, ClickedLead, Gone, Link};
+use crate::domain::{CampaignId, ClickedLead, Device, Gone, Link, with_forwarded_query};
 use axum::http::HeaderValue;
 use chrono::{DateTime, Utc};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+
+/// What the cached links of one campaign share (a campaign sends to thousands of leads).
+#[derive(Debug)]
+pub struct SharedCampaign {
+    pub id: CampaignId,
+}
 
 #[derive(Debug)]
 pub struct CachedLink {
-    pub campaign_id: CampaignId,
+    campaign: Arc<SharedCampaign>,
     /// Until when the link redirects, in milliseconds since the epoch: `i64::MAX` when it
     /// never expires, `i64::MIN` when it is disabled.
     live_until: i64,
+    /// The code, the destination URL, the iOS and Android URLs, the lead's phone, the
+    /// external lead id.
+    text: Box<str>,
     /// When the cache last stored or served it, in seconds from the cache's origin (for
     /// the time-to-live).
     used_at: AtomicU32,
-    /// Where the URL ends in `text`; the lengths of the code and of the phone (0: none).
+    /// Where the URL, the iOS URL and the Android URL end in `text`.
     url_end: u16,
-    code_len: u8,
+    ios_end: u16,
+    android_end: u16,
+    /// The code's length, and in the top bit whether the query is forwarded (codes are at
+    /// most 64 bytes).
+    code_len_and_forward: u8,
+    /// The phone's length (0: none).
     phone_len: u8,
-    /// The code, the destination URL, the lead's phone, the external lead id.
-    text: Box<str>,
 }
 
 // 48 bytes and the `Arc`'s two counts fill one 64-byte allocation; a field more would
 // take the next size (80).
 const _: () = assert!(std::mem::size_of::<CachedLink>() <= 48);
 
+const FORWARD_QUERY: u8 = 0x80;
+
 impl CachedLink {
-    /// `campaign_id`: the link's campaign, possibly a clone shared with other entries.
-    pub fn new(link: &Link, campaign_id: CampaignId) -> Self {
+    /// `campaign`: the link's campaign, possibly shared with other entries.
+    pub fn new(link: &Link, campaign: Arc<SharedCampaign>) -> Self {
         let code = link.code.as_str();
         let url = link.url.as_str();
+        let routing = &link.routing;
+        let ios = routing.ios_url.as_ref().map_or("", |u| u.as_str());
+        let android = routing.android_url.as_ref().map_or("", |u| u.as_str());
         let phone = link.phone.as_ref().map_or("", |p| p.as_str());
         let lead_id = (link.external_lead_id.as_ref()).map_or("", |x| x.as_str());
-        let text = [code, url, phone, lead_id].concat();
+        let text = [code, url, ios, android, phone, lead_id].concat();
         // Codes are at most 64 bytes, URLs 2,048 and phones 16: the offsets fit.
+        let url_end = code.len() + url.len();
+        let ios_end = url_end + ios.len();
         let live_until = match (link.disabled, link.expires_at) {
             (true, _) => i64::MIN,
             (false, None) => i64::MAX,
             (false, Some(t)) => t.timestamp_millis(),
         };
+        let forward = if routing.forward_query {
+            FORWARD_QUERY
+        } else {
+            0
+        };
         Self {
-            campaign_id,
+            campaign,
             live_until,
             used_at: AtomicU32::new(0),
-            url_end: (code.len() + url.len()) as u16,
-            code_len: code.len() as u8,
+            url_end: url_end as u16,
+            ios_end: ios_end as u16,
+            android_end: (ios_end + android.len()) as u16,
+            code_len_and_forward: code.len() as u8 | forward,
             phone_len: phone.len() as u8,
             text: text.into_boxed_str(),
         }
     }
 
     pub fn code(&self) -> &str {
-        &self.text[..usize::from(self.code_len)]
+        &self.text[..self.code_len()]
+    }
+
+    pub fn campaign_id(&self) -> &CampaignId {
+        &self.campaign.id
     }
 
     /// `Err` when the link exists but must answer `410` (the same rule as
@@ -74,26 +105,57 @@ impl CachedLink {
     }
 
     pub fn url(&self) -> &str {
-        &self.text[usize::from(self.code_len)..usize::from(self.url_end)]
+        &self.text[self.code_len()..usize::from(self.url_end)]
     }
 
-    /// The `Location` header. Built per redirect rather than kept: kept, it would be a
-    /// second copy of the URL in every entry, to save little.
-    pub fn location(&self) -> Option<HeaderValue> {
-        // Stored URLs are WHATWG serialisations: ASCII without controls.
-        HeaderValue::from_str(self.url()).ok()
+    /// The `Location` header for a click from `agent`, on a short URL with `query` (the
+    /// request's, `None` without one). Built per redirect rather than kept: kept, it would
+    /// be a second copy of the URL in every entry, to save little.
+    pub fn location(&self, agent: Option<&str>, query: Option<&str>) -> Option<HeaderValue> {
+        let destination = self.destination(agent);
+        let forwarded = query
+            .filter(|_| self.forwards_query())
+            .and_then(|q| with_forwarded_query(destination, q));
+        // Stored URLs, and what `with_forwarded_query` makes of them, are WHATWG
+        // serialisations: ASCII without controls.
+        match forwarded {
+            Some(url) => HeaderValue::try_from(url).ok(),
+            None => HeaderValue::from_str(destination).ok(),
+        }
+    }
+
+    /// The URL a click from `agent` goes to (before any forwarded query). The agent is
+    /// only looked at when the link has a device destination.
+    fn destination(&self, agent: Option<&str>) -> &str {
+        let ios = self.optional(usize::from(self.url_end), usize::from(self.ios_end));
+        let android = self.optional(usize::from(self.ios_end), usize::from(self.android_end));
+        if ios.is_none() && android.is_none() {
+            return self.url();
+        }
+        Device::of(agent).pick(self.url(), ios, android)
+    }
+
+    /// Whether every stored destination is a valid `Location` header (the cache admits
+    /// no other link).
+    pub fn is_servable(&self) -> bool {
+        let ends = [self.url_end, self.ios_end, self.android_end].map(usize::from);
+        let mut start = self.code_len();
+        ends.iter().all(|&end| {
+            let ok = HeaderValue::from_str(&self.text[start..end]).is_ok();
+            start = end;
+            ok
+        })
     }
 
     /// `None` for a campaign-wide link (no lead).
     pub fn phone(&self) -> Option<&str> {
-        let phone = &self.text[self.phone_start()..self.lead_id_start()];
-        (!phone.is_empty()).then_some(phone)
+        self.optional(self.phone_start(), self.lead_id_start())
     }
 
     /// What `lead.link_clicked` says of this link's lead; `None` without a lead.
     pub fn clicked_lead<'a>(&'a self, short_url: &'a str) -> Option<ClickedLead<'a>> {
         Some(ClickedLead {
-            campaign_id: &self.campaign_id,
+            campaign_id: self.campaign_id(),
             phone: self.phone()?,
             external_lead_id: self.external_lead_id(),
             url: self.url(),
@@ -102,12 +164,23 @@ impl CachedLink {
     }
 
     pub fn external_lead_id(&self) -> Option<&str> {
-        let id = &self.text[self.lead_id_start()..];
-        (!id.is_empty()).then_some(id)
+        self.optional(self.lead_id_start(), self.text.len())
+    }
+
+    fn optional(&self, start: usize, end: usize) -> Option<&str> {
+        (end > start).then(|| &self.text[start..end])
+    }
+
+    fn code_len(&self) -> usize {
+        usize::from(self.code_len_and_forward & !FORWARD_QUERY)
+    }
+
+    fn forwards_query(&self) -> bool {
+        self.code_len_and_forward & FORWARD_QUERY != 0
     }
 
     fn phone_start(&self) -> usize {
-        usize::from(self.url_end)
+        usize::from(self.android_end)
     }
 
     fn lead_id_start(&self) -> usize {
@@ -126,7 +199,7 @@ impl CachedLink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Destination, ExternalLeadId, Phone, ShortCode, from_millis};
+    use crate::domain::{Destination, ExternalLeadId, Phone, Routing, ShortCode, from_millis};
 
     fn link(phone: Option<&str>, lead_id: Option<&str>, expires_at: Option<i64>) -> Link {
         Link {
@@ -138,22 +211,29 @@ mod tests {
             created_at: from_millis(0),
             expires_at: expires_at.map(from_millis),
             disabled: false,
+            routing: Routing::default(),
         }
     }
 
     fn cached(link: &Link) -> CachedLink {
-        CachedLink::new(link, link.campaign_id.clone())
+        let campaign = SharedCampaign {
+            id: link.campaign_id.clone(),
+        };
+        CachedLink::new(link, Arc::new(campaign))
     }
 
     #[test]
     fn gives_back_every_field_the_redirect_needs() {
         let full = cached(&link(Some("+15551234567"), Some("lead-9"), None));
         assert_eq!(full.code(), "abc123");
-        assert_eq!(full.campaign_id.as_str(), "spring");
+        assert_eq!(full.campaign_id().as_str(), "spring");
         assert_eq!(full.url(), "https://example.com/a?b=c");
         assert_eq!(full.phone(), Some("+15551234567"));
         assert_eq!(full.external_lead_id(), Some("lead-9"));
-        assert_eq!(full.location().unwrap(), "https://example.com/a?b=c");
+        assert_eq!(
+            full.location(None, None).unwrap(),
+            "https://example.com/a?b=c"
+        );
 
         let no_lead_id = cached(&link(Some("+15551234567"), None, None));
         assert_eq!(no_lead_id.phone(), Some("+15551234567"));
@@ -166,12 +246,50 @@ mod tests {
     }
 
     #[test]
+    fn sends_each_device_to_its_destination_with_the_forwarded_query() {
+        let iphone = Some("Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X)");
+        let android = Some("Mozilla/5.0 (Linux; Android 14; Pixel 8) Chrome/131.0");
+        let mut l = link(Some("+15551234567"), Some("lead-9"), None);
+        l.routing = Routing {
+            ios_url: Some(Destination::parse("https://apps.apple.com/app/id1").unwrap()),
+            android_url: Some(Destination::parse("https://play.google.com/x?id=a").unwrap()),
+            forward_query: true,
+        };
+        let entry = cached(&l);
+        let at = |agent, query| entry.location(agent, query).unwrap();
+        assert_eq!(at(iphone, None), "https://apps.apple.com/app/id1");
+        assert_eq!(
+            at(android, Some("s=1")),
+            "https://play.google.com/x?id=a&s=1"
+        );
+        assert_eq!(at(None, Some("b=d")), "https://example.com/a?b=c&b=d");
+        // The other fields still read back whole around the device URLs.
+        assert_eq!(entry.url(), "https://example.com/a?b=c");
+        assert_eq!(entry.phone(), Some("+15551234567"));
+        assert_eq!(entry.external_lead_id(), Some("lead-9"));
+        assert_eq!(entry.code(), "abc123");
+
+        // Without forwardQuery the query is dropped; without device URLs every device
+        // goes to the url.
+        l.routing = Routing::default();
+        let plain = cached(&l);
+        assert_eq!(
+            plain.location(iphone, Some("s=1")).unwrap(),
+            "https://example.com/a?b=c"
+        );
+    }
+
+    #[test]
     fn the_longest_values_keep_their_bounds() {
         let mut l = link(Some("+123456789012345"), Some(&"x".repeat(256)), None);
         l.code = ShortCode::parse(&"c".repeat(64)).unwrap();
         let long_url = format!("https://example.com/{}", "u".repeat(2000));
         l.url = Destination::parse(&long_url).unwrap();
+        l.routing.ios_url = Some(Destination::parse(&long_url).unwrap());
+        l.routing.android_url = Some(Destination::parse(&long_url).unwrap());
+        l.routing.forward_query = true;
         let entry = cached(&l);
+        assert_eq!(entry.location(None, None).unwrap(), long_url.as_str());
         assert_eq!(entry.code(), "c".repeat(64));
         assert_eq!(entry.url(), long_url);
         assert_eq!(entry.phone(), Some("+123456789012345"));

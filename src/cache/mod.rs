@@ -24,13 +24,15 @@
 mod entry;
 mod shards;
 
-pub use entry::CachedLink;
+pub use entry::{CachedLink, SharedCampaign};
 
 use crate::domain::{CampaignId, ShortCode};
 use crate::store::health::{STALL_AFTER, StoreHealth};
 use crate::store::{FeedListener, LinkChange, LinkStore, StoreError};
 use shards::Shards;
+use std::borrow::Borrow;
 use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -41,9 +43,9 @@ pub const TRUST_FOR: Duration = Duration::from_secs(1);
 pub struct LinkCache {
     store: Arc<dyn LinkStore>,
     links: Shards,
-    /// The campaign ids the entries share. A std mutex: taken on a miss, never across an
+    /// The campaigns the entries share. A std mutex: taken on a miss, never across an
     /// await.
-    campaigns: Mutex<HashSet<CampaignId, ahash::RandomState>>,
+    campaigns: Mutex<HashSet<Held, ahash::RandomState>>,
     /// How long an unused entry may stay (memory only; see the module's text).
     ttl: Duration,
     epoch: AtomicU64,
@@ -142,7 +144,7 @@ impl LinkCache {
         };
         self.health.answered();
         let entry = Arc::new(CachedLink::new(&link, self.shared(&link.campaign_id)));
-        if entry.location().is_none() {
+        if !entry.is_servable() {
             return Err(StoreError::Corrupt(format!(
                 "link {code}: url is not a header value"
             )));
@@ -153,14 +155,17 @@ impl LinkCache {
         Ok(Some(entry))
     }
 
-    /// The campaign id the entries share for `campaign`.
-    fn shared(&self, campaign: &CampaignId) -> CampaignId {
+    /// What the entries of `campaign` share.
+    fn shared(&self, campaign: &CampaignId) -> Arc<SharedCampaign> {
         let mut campaigns = self.campaigns.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(shared) = campaigns.get(campaign.as_str()) {
-            return shared.clone();
+        if let Some(held) = campaigns.get(campaign.as_str()) {
+            return held.0.clone();
         }
-        campaigns.insert(campaign.clone());
-        campaign.clone()
+        let shared = Arc::new(SharedCampaign {
+            id: campaign.clone(),
+        });
+        campaigns.insert(Held(shared.clone()));
+        shared
     }
 
     /// Whether cached entries may be served without asking the store: the feed confirms
@@ -197,9 +202,9 @@ impl LinkCache {
 
     fn sweep(&self) {
         self.links.sweep(self.ttl);
-        // Ids only the set holds: their campaigns' entries are all gone.
+        // Campaigns only the set holds: their entries are all gone.
         let mut campaigns = self.campaigns.lock().unwrap_or_else(|p| p.into_inner());
-        campaigns.retain(CampaignId::is_shared);
+        campaigns.retain(|held| Arc::strong_count(&held.0) > 1);
     }
 
     /// Entries currently held (for metrics and the memory benchmark).
@@ -217,6 +222,29 @@ impl FeedListener for LinkCache {
         if let Some(caught_up) = &self.feed_caught_up {
             caught_up.mark(self.origin, at);
         }
+    }
+}
+
+/// A shared campaign in the set, found by its id.
+struct Held(Arc<SharedCampaign>);
+
+impl Hash for Held {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.id.as_str().hash(state);
+    }
+}
+
+impl PartialEq for Held {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.id == other.0.id
+    }
+}
+
+impl Eq for Held {}
+
+impl Borrow<str> for Held {
+    fn borrow(&self) -> &str {
+        self.0.id.as_str()
     }
 }
 
@@ -262,7 +290,7 @@ mod tests {
     }
 
     #[test]
-    fn links_of_one_campaign_share_its_id_until_no_entry_holds_it() {
+    fn links_of_one_campaign_share_it_until_no_entry_holds_it() {
         let cache = LinkCache::new(
             Arc::new(NoLinks),
             10,
@@ -273,13 +301,13 @@ mod tests {
         let first = cache.shared(&CampaignId::parse("spring").unwrap());
         let second = cache.shared(&CampaignId::parse("spring").unwrap());
         let other = cache.shared(&CampaignId::parse("autumn").unwrap());
-        assert!(std::ptr::eq(first.as_str(), second.as_str()));
-        assert!(!std::ptr::eq(first.as_str(), other.as_str()));
+        assert!(Arc::ptr_eq(&first, &second));
+        assert!(!Arc::ptr_eq(&first, &other));
 
         drop((first, second));
         cache.sweep();
         let held = cache.campaigns.lock().unwrap();
-        assert_eq!(held.len(), 1, "only the id still in use stays");
+        assert_eq!(held.len(), 1, "only the campaign still in use stays");
         assert!(held.contains("autumn"));
     }
 }

@@ -148,22 +148,27 @@ impl Shards {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{CampaignId, Destination, Link, from_millis};
+    use crate::cache::entry::SharedCampaign;
+    use crate::domain::{CampaignId, Destination, Link, Routing, from_millis};
 
     fn link(code: &str) -> Arc<CachedLink> {
         let campaign_id = CampaignId::parse("c").unwrap();
+        let campaign = Arc::new(SharedCampaign {
+            id: campaign_id.clone(),
+        });
         Arc::new(CachedLink::new(
             &Link {
                 code: crate::domain::ShortCode::parse(code).unwrap(),
-                campaign_id: campaign_id.clone(),
+                campaign_id,
                 phone: None,
                 external_lead_id: None,
                 url: Destination::parse("https://example.com/").unwrap(),
                 created_at: from_millis(0),
                 expires_at: None,
                 disabled: false,
+                routing: Routing::default(),
             },
-            campaign_id,
+            campaign,
         ))
     }
 

@@ -45,7 +45,7 @@ impl Clicks {
                 if let Some(lead) = link.clicked_lead(&short_url) {
                     let click = LeadClick {
                         code: ShortCode::from_trusted(link.code()),
-                        campaign_id: link.campaign_id.clone(),
+                        campaign_id: link.campaign_id().clone(),
                         at,
                         os: Os::of(agent),
                         event: link_clicked(&lead, at),
@@ -60,6 +60,6 @@ impl Clicks {
             Counted::Human | Counted::HumanWithEvent => Os::of(agent),
         };
         self.recorder
-            .count(link.code(), &link.campaign_id, counted, os, at);
+            .count(link.code(), link.campaign_id(), counted, os, at);
     }
 }

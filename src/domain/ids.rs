@@ -119,12 +119,6 @@ impl CampaignId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-
-    /// Whether other clones of this id are alive (for a set of shared ids to know which
-    /// it alone still holds).
-    pub fn is_shared(&self) -> bool {
-        Arc::strong_count(&self.0) > 1
-    }
 }
 
 /// The customer's own identifier for a lead, echoed in events. Opaque to us, but bounded

@@ -17,6 +17,48 @@ pub struct Link {
     pub created_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
     pub disabled: bool,
+    pub routing: Routing,
+}
+
+/// Where a click goes instead of `url`: per device, and with the short URL's query.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Routing {
+    /// For iPhones and iPads (an App Store or deep link).
+    pub ios_url: Option<Destination>,
+    /// For Android devices (a Google Play or deep link).
+    pub android_url: Option<Destination>,
+    /// Append the short URL's query parameters to the destination.
+    pub forward_query: bool,
+}
+
+/// The device a click comes from, as far as device destinations care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Device {
+    Ios,
+    Android,
+    Other,
+}
+
+impl Device {
+    /// Judged from the `User-Agent` by the same substring checks that count systems
+    /// (`analytics::Os`): cheap enough for every redirect of a link with device
+    /// destinations, bots' included (a preview goes where its device would).
+    pub fn of(agent: Option<&str>) -> Device {
+        match super::analytics::Os::of(agent) {
+            super::analytics::Os::Ios => Device::Ios,
+            super::analytics::Os::Android => Device::Android,
+            _ => Device::Other,
+        }
+    }
+
+    /// Which of a link's destinations a click from this device goes to.
+    pub fn pick<'a>(self, url: &'a str, ios: Option<&'a str>, android: Option<&'a str>) -> &'a str {
+        match self {
+            Device::Ios => ios.unwrap_or(url),
+            Device::Android => android.unwrap_or(url),
+            Device::Other => url,
+        }
+    }
 }
 
 /// Why a link does not redirect right now.
@@ -55,6 +97,7 @@ pub struct NewLink {
     pub url: Destination,
     pub code: Option<ShortCode>,
     pub expires_at: Option<DateTime<Utc>>,
+    pub routing: Routing,
 }
 
 impl NewLink {
@@ -73,16 +116,20 @@ impl NewLink {
             created_at: now,
             expires_at: self.expires_at,
             disabled: false,
+            routing: self.routing,
         }
     }
 }
 
-/// A partial update. `expires_at: Some(None)` clears the expiry.
+/// A partial update. `Some(None)` clears an optional field (the expiry, a device URL).
 #[derive(Debug, Clone, Default)]
 pub struct LinkPatch {
     pub url: Option<Destination>,
     pub disabled: Option<bool>,
     pub expires_at: Option<Option<DateTime<Utc>>>,
+    pub ios_url: Option<Option<Destination>>,
+    pub android_url: Option<Option<Destination>>,
+    pub forward_query: Option<bool>,
 }
 
 impl LinkPatch {
@@ -95,6 +142,15 @@ impl LinkPatch {
         }
         if let Some(expires_at) = self.expires_at {
             link.expires_at = expires_at;
+        }
+        if let Some(ios_url) = &self.ios_url {
+            link.routing.ios_url = ios_url.clone();
+        }
+        if let Some(android_url) = &self.android_url {
+            link.routing.android_url = android_url.clone();
+        }
+        if let Some(forward_query) = self.forward_query {
+            link.routing.forward_query = forward_query;
         }
     }
 }
@@ -117,5 +173,33 @@ impl ShortUrls {
 
     pub fn base(&self) -> &str {
         &self.base
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) \
+        AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1";
+    const IPAD: &str = "Mozilla/5.0 (iPad; CPU OS 17_5 like Mac OS X) AppleWebKit/605.1.15 \
+        (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
+    const ANDROID: &str = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 \
+        (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36";
+    const WINDOWS: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 \
+        (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+
+    #[test]
+    fn each_device_goes_to_its_own_destination_or_else_the_url() {
+        let (url, ios, android) = ("https://u/", Some("https://i/"), Some("https://a/"));
+        let pick = |agent| Device::of(agent).pick(url, ios, android);
+        assert_eq!(pick(Some(IPHONE)), "https://i/");
+        assert_eq!(pick(Some(IPAD)), "https://i/");
+        assert_eq!(pick(Some(ANDROID)), "https://a/");
+        assert_eq!(pick(Some(WINDOWS)), "https://u/");
+        assert_eq!(pick(None), "https://u/");
+        // A device without its own destination goes to the url.
+        assert_eq!(Device::of(Some(IPHONE)).pick(url, None, android), url);
+        assert_eq!(Device::of(Some(ANDROID)).pick(url, ios, None), url);
     }
 }

@@ -30,13 +30,13 @@ pub use ids::{
     CampaignId, EventId, ExternalLeadId, MessageId, ShortCode, SubscriptionId, random_bytes,
     random_id,
 };
-pub use link::{Gone, Link, LinkPatch, NewLink, ShortUrls};
+pub use link::{Device, Gone, Link, LinkPatch, NewLink, Routing, ShortUrls};
 pub use message::{MAX_BODY_CHARS, Message, MessageLink, MessageStatus};
 pub use page::{Page, Position};
 pub use phone::Phone;
 pub use stats::Stats;
 pub use time::{format_time, from_millis, now_millis};
-pub use url::Destination;
+pub use url::{Destination, with_forwarded_query};
 pub use webhook::{
     Attempt, DeliveryOutcome, DeliveryRecord, DeliveryStatus, DeliveryTask, Subscription,
     SubscriptionFilter, SubscriptionPatch,

@@ -237,7 +237,9 @@ pub fn first_report(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{CampaignId, Destination, SubscriptionFilter, SubscriptionId, from_millis};
+    use crate::domain::{
+        CampaignId, Destination, Routing, SubscriptionFilter, SubscriptionId, from_millis,
+    };
 
     #[test]
     fn a_window_is_open_for_its_length_in_click_time_and_knows_its_own_click() {
@@ -262,6 +264,7 @@ mod tests {
             created_at: from_millis(0),
             expires_at: None,
             disabled: false,
+            routing: Routing::default(),
         }
     }
 

@@ -27,7 +27,12 @@ fn is_host_name(name: &str) -> bool {
 
 impl Destination {
     pub fn parse(input: &str) -> Result<Self, InvalidValue> {
-        let err = |m: &str| Err(InvalidValue::new("url", m));
+        Self::parse_field("url", input)
+    }
+
+    /// As [`Destination::parse`], for a field of another name (`iosUrl`, `androidUrl`).
+    pub fn parse_field(field: &'static str, input: &str) -> Result<Self, InvalidValue> {
+        let err = |m: &str| Err(InvalidValue::new(field, m));
         // The WHATWG parser silently drops tabs and newlines; we refuse them instead, so
         // that what the customer sent and what we store cannot differ in a hidden way.
         let input = input.trim_matches(' ');
@@ -70,6 +75,24 @@ impl Destination {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// `destination` with a short URL's query (`query`, as the request carried it) appended to
+/// its own: the destination's parameters stay first, and a name in both keeps both values.
+/// The result is a WHATWG serialisation again (what a request may carry that a URL's query
+/// may not, such as a raw `"`, is percent-encoded), and only the query changes, so the
+/// origin is the destination's. `None` when there is nothing to forward.
+pub fn with_forwarded_query(destination: &str, query: &str) -> Option<String> {
+    if query.is_empty() {
+        return None;
+    }
+    let mut url = url::Url::parse(destination).ok()?;
+    let combined = match url.query() {
+        Some(own) if !own.is_empty() => format!("{own}&{query}"),
+        _ => query.to_owned(),
+    };
+    url.set_query(Some(&combined));
+    Some(url.into())
 }
 
 #[cfg(test)]
@@ -140,5 +163,50 @@ mod tests {
         assert!(Destination::parse(&no_path).is_ok());
         let grows = format!("{base}{}", "é".repeat(600));
         assert!(Destination::parse(&grows).is_ok());
+    }
+
+    #[test]
+    fn forwards_a_query_after_the_destinations_own() {
+        let forward = |d: &str, q: &str| with_forwarded_query(d, q);
+        assert_eq!(
+            forward("https://example.com/offer", "utm_source=sms").as_deref(),
+            Some("https://example.com/offer?utm_source=sms")
+        );
+        // Both values of a name in both are kept, the destination's first; the fragment
+        // stays last.
+        assert_eq!(
+            forward("https://example.com/o?a=1&b=2#top", "a=9&c").as_deref(),
+            Some("https://example.com/o?a=1&b=2&a=9&c#top")
+        );
+        assert_eq!(
+            forward("https://example.com/o?", "x=1").as_deref(),
+            Some("https://example.com/o?x=1")
+        );
+        assert_eq!(forward("https://example.com/o?a=1", ""), None);
+    }
+
+    #[test]
+    fn a_forwarded_query_cannot_leave_the_destination_or_break_the_header() {
+        for hostile in [
+            "x=%0d%0aSet-Cookie:%20a=1",
+            "x=\"><script>",
+            "@evil.example/",
+            "#frag",
+            "next=//evil.example/",
+            "a=1/../../b",
+            "x=\u{7f}\u{0}",
+        ] {
+            let url = with_forwarded_query("https://example.com/p?k=v", hostile).unwrap();
+            let parsed = url::Url::parse(&url).unwrap();
+            assert_eq!(parsed.origin().ascii_serialization(), "https://example.com");
+            assert_eq!(parsed.path(), "/p");
+            assert_eq!(parsed.fragment(), None, "{hostile:?} made {url}");
+            assert!(
+                url.bytes().all(|b| b.is_ascii_graphic()),
+                "{hostile:?} made {url:?}"
+            );
+            // Normalised: parsing again gives the same text.
+            assert_eq!(String::from(parsed), url);
+        }
     }
 }

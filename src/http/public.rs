@@ -82,14 +82,16 @@ pub(crate) async fn redirect(
     let Ok(Path(code)) = code else {
         return not_found(&state);
     };
-    follow(&state, &code, request.method(), request.headers()).await
+    let query = request.uri().query();
+    follow(&state, &code, query, request.method(), request.headers()).await
 }
 
-/// Answers a request for the short code `code` (already percent-decoded): the redirect,
-/// recording the click, or the page that says why not.
+/// Answers a request for the short code `code` (already percent-decoded) with the short
+/// URL's `query`: the redirect, recording the click, or the page that says why not.
 pub async fn follow(
     state: &AppState,
     code: &str,
+    query: Option<&str>,
     method: &Method,
     headers: &HeaderMap,
 ) -> Response {
@@ -101,20 +103,18 @@ pub async fn follow(
         Ok(Some(entry)) => {
             // One clock read for both: whether the link is live, and the click's time.
             let now = now_millis();
-            match (entry.check_live(now), entry.location()) {
-                (Ok(()), Some(location)) => {
-                    if method != Method::HEAD {
-                        let agent = headers
-                            .get(header::USER_AGENT)
-                            .and_then(|v| v.to_str().ok());
-                        state.clicks.record(&entry, agent, now).await;
-                    }
-                    found(location)
-                }
-                // The cache admits only links whose URL is a header value.
-                (Ok(()), None) => unavailable(),
-                (Err(_), _) => gone(state),
+            if entry.check_live(now).is_err() {
+                return gone(state);
             }
+            let agent = (headers.get(header::USER_AGENT)).and_then(|v| v.to_str().ok());
+            // The cache admits only links whose URLs are header values.
+            let Some(location) = entry.location(agent, query) else {
+                return unavailable();
+            };
+            if method != Method::HEAD {
+                state.clicks.record(&entry, agent, now).await;
+            }
+            found(location)
         }
         Ok(None) => not_found(state),
         Err(e) => {

@@ -3,7 +3,7 @@
 
 use crate::domain::{
     CampaignId, ExternalLeadId, Message, MessageId, MessageLink, MessageStatus, NewLink, Phone,
-    ShortUrls, now_millis, rules,
+    Routing, ShortUrls, now_millis, rules,
 };
 use crate::sms;
 use crate::store::{LinkStore, MessageStore, StatusRecorded, StoreError};
@@ -74,6 +74,7 @@ impl Messages {
                 url: f.destination.clone(),
                 code: None,
                 expires_at: None,
+                routing: Routing::default(),
             })
             .collect();
         let created = self.links.create_links(wanted, self.code_length).await?;

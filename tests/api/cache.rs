@@ -3,7 +3,7 @@
 
 use crate::helpers::{RETENTION, RedisServer};
 use akti_link::cache::{LinkCache, TRUST_FOR};
-use akti_link::domain::{CampaignId, Destination, LinkPatch, NewLink, ShortCode};
+use akti_link::domain::{CampaignId, Destination, LinkPatch, NewLink, Routing, ShortCode};
 use akti_link::store::{ChangeFeed, FeedListener, LinkChange, Store, redis::RedisStore};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -17,6 +17,7 @@ async fn create(store: &dyn Store, url: &str) -> ShortCode {
         url: Destination::parse(url).unwrap(),
         code: None,
         expires_at: None,
+        routing: Routing::default(),
     };
     store
         .create_links(vec![new], 8)

@@ -42,6 +42,9 @@ fn expect_link_shape(link: &Value) {
         "createdAt",
         "expiresAt",
         "disabled",
+        "iosUrl",
+        "androidUrl",
+        "forwardQuery",
     ]
     .into();
     assert_eq!(keys, expected);
@@ -56,9 +59,26 @@ async fn a_created_link_carries_every_field(backend: Backend) {
             "phone": "+14155550123",
             "externalLeadId": "crm-42",
             "expiresAt": "2030-01-01T00:00:00+02:00",
+            "iosUrl": "HTTPS://Apps.Apple.com/app/id1",
+            "androidUrl": "https://play.google.com/store/apps/details?id=a.b",
+            "forwardQuery": true,
         }))
         .await;
     expect_link_shape(&link);
+    assert_eq!(link["iosUrl"], "https://apps.apple.com/app/id1");
+    assert_eq!(
+        link["androidUrl"],
+        "https://play.google.com/store/apps/details?id=a.b"
+    );
+    assert_eq!(link["forwardQuery"], true);
+    let code = link["code"].as_str().unwrap();
+    let read: Value = (app
+        .admin_get(&format!("/v1/links/{code}"))
+        .await
+        .json()
+        .await)
+        .unwrap();
+    assert_eq!(read, link, "read back as created");
     let code = link["code"].as_str().unwrap();
     assert_eq!(link["shortUrl"], format!("https://link.test/{code}"));
     assert_eq!(link["url"], "https://shop.example.com/a/offer?x=1");
@@ -78,6 +98,9 @@ async fn a_created_link_carries_every_field(backend: Backend) {
     assert_eq!(bare["phone"], Value::Null);
     assert_eq!(bare["externalLeadId"], Value::Null);
     assert_eq!(bare["expiresAt"], Value::Null);
+    assert_eq!(bare["iosUrl"], Value::Null);
+    assert_eq!(bare["androidUrl"], Value::Null);
+    assert_eq!(bare["forwardQuery"], false);
 }
 
 async fn the_same_campaign_phone_and_url_returns_the_existing_link_with_200(backend: Backend) {
@@ -179,6 +202,12 @@ async fn invalid_fields_are_422_with_a_field_specific_code(backend: Backend) {
             "invalid_external_lead_id",
         ),
         (with("expiresAt", json!("tomorrow")), "invalid_expires_at"),
+        (with("iosUrl", json!("itms-apps://x")), "invalid_ios_url"),
+        (
+            with("androidUrl", json!("https://a.test/\r\n")),
+            "invalid_android_url",
+        ),
+        (with("forwardQuery", json!("yes")), "invalid_body"),
         (with("surprise", json!(1)), "invalid_body"),
         (with("phone", json!(14155550123u64)), "invalid_body"),
         (json!({"url": "https://a.test/"}), "invalid_body"),
@@ -211,6 +240,8 @@ async fn bulk_creation_answers_in_order_and_is_idempotent(backend: Backend) {
     let body = json!({
         "campaignId": "c",
         "url": "https://A.test",
+        "iosUrl": "https://apps.apple.com/app/id9",
+        "forwardQuery": true,
         "leads": [
             {"phone": "+1001", "externalLeadId": "one"},
             {"phone": "+1002"},
@@ -229,7 +260,12 @@ async fn bulk_creation_answers_in_order_and_is_idempotent(backend: Backend) {
     links.iter().for_each(expect_link_shape);
     assert_eq!(links[0]["externalLeadId"], "one");
     assert_eq!(links[0]["url"], "https://a.test/");
+    assert_eq!(links[0]["iosUrl"], "https://apps.apple.com/app/id9");
+    assert_eq!(links[2]["forwardQuery"], true);
+    assert_eq!(links[2]["androidUrl"], Value::Null);
+    // The link that existed keeps its own routing: creation is idempotent on the identity.
     assert_eq!(links[1]["code"], single["code"]);
+    assert_eq!(links[1]["iosUrl"], Value::Null);
     assert_eq!(links[0]["code"], links[3]["code"]);
     let again = app.admin_send(Method::POST, "/v1/links/bulk", &body).await;
     let again = again.json::<Value>().await.unwrap()["links"].clone();

@@ -12,6 +12,8 @@ on_every_store!(
     disabled_and_expired_links_are_410_until_enabled_again,
     a_configured_fallback_replaces_404_and_410,
     query_parameters_on_the_short_url_are_not_forwarded,
+    a_forwarding_link_appends_the_query_and_stays_on_its_destination,
+    each_device_goes_to_its_own_destination_bots_included,
     the_public_listener_exposes_no_admin_route,
     metrics_count_requests_and_cache_hits,
     health_and_readiness_answer_on_both_listeners,
@@ -159,6 +161,110 @@ async fn query_parameters_on_the_short_url_are_not_forwarded(backend: Backend) {
         location(&response).as_deref(),
         Some("https://a.test/p?keep=1")
     );
+}
+
+async fn a_forwarding_link_appends_the_query_and_stays_on_its_destination(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let link = app
+        .create_link(
+            json!({"campaignId": "c", "url": "https://a.test/p?keep=1#top",
+            "forwardQuery": true}),
+        )
+        .await;
+    assert_eq!(link["forwardQuery"], true);
+    let code = link["code"].as_str().unwrap();
+    for (query, expected) in [
+        ("", "https://a.test/p?keep=1#top"),
+        ("?", "https://a.test/p?keep=1#top"),
+        (
+            "?utm_source=sms&keep=2",
+            "https://a.test/p?keep=1&utm_source=sms&keep=2#top",
+        ),
+        ("?flag", "https://a.test/p?keep=1&flag#top"),
+        // What could smuggle a header or another origin is only ever query text.
+        (
+            "?x=%0D%0ASet-Cookie:%20a=1",
+            "https://a.test/p?keep=1&x=%0D%0ASet-Cookie:%20a=1#top",
+        ),
+        ("?@evil.test/", "https://a.test/p?keep=1&@evil.test/#top"),
+        (
+            "?next=//evil.test/%2F..",
+            "https://a.test/p?keep=1&next=//evil.test/%2F..#top",
+        ),
+        ("?q=\"<x>\"", "https://a.test/p?keep=1&q=%22%3Cx%3E%22#top"),
+    ] {
+        let response = app.click(&format!("{code}{query}")).await;
+        assert_eq!(response.status(), StatusCode::FOUND, "{query}");
+        let location = location(&response).unwrap();
+        assert_eq!(location, expected, "{query}");
+        let parsed = url::Url::parse(&location).unwrap();
+        assert_eq!(parsed.host_str(), Some("a.test"), "{query}");
+        assert_eq!(parsed.path(), "/p", "{query}");
+    }
+    // Turned off by a PATCH, the query is dropped again.
+    let patched = app.patch_link(code, json!({"forwardQuery": false})).await;
+    let patched: serde_json::Value = patched.json().await.unwrap();
+    assert_eq!(patched["forwardQuery"], false);
+    let response = app.click(&format!("{code}?utm_source=sms")).await;
+    assert_eq!(
+        location(&response).as_deref(),
+        Some("https://a.test/p?keep=1#top")
+    );
+}
+
+const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) \
+    AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1";
+const IPAD: &str = "Mozilla/5.0 (iPad; CPU OS 17_5 like Mac OS X) AppleWebKit/605.1.15 \
+    (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
+const ANDROID: &str = "Mozilla/5.0 (Linux; Android 14; SM-S921B) AppleWebKit/537.36 \
+    (KHTML, like Gecko) Chrome/131.0.6778.81 Mobile Safari/537.36";
+const DESKTOP: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 \
+    (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+/// The preview fetch of WhatsApp on Android: a bot, on an Android device.
+const WHATSAPP_ANDROID: &str = "WhatsApp/2.24.24.76 A";
+const FACEBOOK_IOS: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) \
+    AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 facebookexternalhit/1.1";
+
+async fn each_device_goes_to_its_own_destination_bots_included(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let link = app
+        .create_link(json!({"campaignId": "c", "url": "https://shop.test/",
+            "iosUrl": "https://apps.apple.com/app/id123", "androidUrl":
+            "https://play.google.com/store/apps/details?id=test.shop", "phone": "+15550001111"}))
+        .await;
+    assert_eq!(link["iosUrl"], "https://apps.apple.com/app/id123");
+    let code = link["code"].as_str().unwrap();
+    let ios = "https://apps.apple.com/app/id123";
+    let android = "https://play.google.com/store/apps/details?id=test.shop";
+    for (agent, expected) in [
+        (Some(IPHONE), ios),
+        (Some(IPAD), ios),
+        (Some(ANDROID), android),
+        (Some(DESKTOP), "https://shop.test/"),
+        (None, "https://shop.test/"),
+        (Some(FACEBOOK_IOS), ios),
+        (Some(WHATSAPP_ANDROID), "https://shop.test/"),
+    ] {
+        let response = app.click_as(code, agent).await;
+        assert_eq!(response.status(), StatusCode::FOUND, "{agent:?}");
+        assert_eq!(location(&response).as_deref(), Some(expected), "{agent:?}");
+    }
+    // Previews were counted as bots, whatever their device.
+    crate::helpers::eventually("clicks are counted", crate::helpers::WAIT, || async {
+        let stats = app.stats(code).await;
+        stats["botClicks"] == 3 && stats["clicks"] == 4
+    })
+    .await;
+
+    // Without its own destination a device goes to the url; `null` removes one.
+    let response = app.patch_link(code, json!({"androidUrl": null})).await;
+    let patched: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(patched["androidUrl"], serde_json::Value::Null);
+    assert_eq!(patched["iosUrl"], ios);
+    let response = app.click_as(code, Some(ANDROID)).await;
+    assert_eq!(location(&response).as_deref(), Some("https://shop.test/"));
+    let response = app.click_as(code, Some(IPHONE)).await;
+    assert_eq!(location(&response).as_deref(), Some(ios));
 }
 
 async fn the_public_listener_exposes_no_admin_route(backend: Backend) {

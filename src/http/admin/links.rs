@@ -2,7 +2,7 @@
 
 use crate::domain::{
     CampaignId, Destination, ExternalLeadId, InvalidValue, Link, LinkPatch, NewLink, Phone,
-    Position, ShortCode, format_time, from_millis,
+    Position, Routing, ShortCode, format_time, from_millis,
 };
 use crate::http::AppState;
 use crate::http::error::ApiError;
@@ -46,6 +46,12 @@ pub struct LinkBody {
     created_at: String,
     expires_at: Option<String>,
     disabled: bool,
+    /// Where clicks from iPhones and iPads go instead of `url`.
+    ios_url: Option<String>,
+    /// Where clicks from Android devices go instead of `url`.
+    android_url: Option<String>,
+    /// Whether the short URL's query parameters are appended to the destination's.
+    forward_query: bool,
 }
 
 impl LinkBody {
@@ -63,6 +69,9 @@ impl LinkBody {
             created_at: format_time(&link.created_at),
             expires_at: link.expires_at.as_ref().map(format_time),
             disabled: link.disabled,
+            ios_url: link.routing.ios_url.as_ref().map(|u| u.as_str().to_owned()),
+            android_url: (link.routing.android_url.as_ref()).map(|u| u.as_str().to_owned()),
+            forward_query: link.routing.forward_query,
         }
     }
 }
@@ -85,6 +94,32 @@ pub struct CreateLink {
     /// The link answers `410` from then on.
     #[schema(value_type = Option<schema::Time>)]
     expires_at: Option<String>,
+    /// Where clicks from iPhones and iPads go instead of `url` (an App Store or deep
+    /// link); validated like `url`.
+    #[schema(value_type = Option<schema::Url>)]
+    ios_url: Option<String>,
+    /// Where clicks from Android devices go instead of `url`.
+    #[schema(value_type = Option<schema::Url>)]
+    android_url: Option<String>,
+    /// Append the short URL's query parameters to the destination's own. Default `false`.
+    forward_query: Option<bool>,
+}
+
+/// Device destinations and query forwarding, as creation takes them.
+fn routing(
+    ios_url: Option<&str>,
+    android_url: Option<&str>,
+    forward_query: Option<bool>,
+) -> Result<Routing, InvalidValue> {
+    Ok(Routing {
+        ios_url: device_url("iosUrl", ios_url)?,
+        android_url: device_url("androidUrl", android_url)?,
+        forward_query: forward_query.unwrap_or(false),
+    })
+}
+
+fn device_url(field: &'static str, url: Option<&str>) -> Result<Option<Destination>, InvalidValue> {
+    url.map(|u| Destination::parse_field(field, u)).transpose()
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -103,6 +138,15 @@ pub struct CreateLinksBulk {
     campaign_id: String,
     #[schema(value_type = schema::Url)]
     url: String,
+    /// Where clicks from iPhones and iPads go instead of `url` (an App Store or deep
+    /// link); validated like `url`.
+    #[schema(value_type = Option<schema::Url>)]
+    ios_url: Option<String>,
+    /// Where clicks from Android devices go instead of `url`.
+    #[schema(value_type = Option<schema::Url>)]
+    android_url: Option<String>,
+    /// Append the short URL's query parameters to the destination's own. Default `false`.
+    forward_query: Option<bool>,
     /// Up to 10,000 leads; links come back in the same order.
     #[schema(max_items = 10000)]
     leads: Vec<BulkLead>,
@@ -131,6 +175,15 @@ pub struct PatchLink {
     #[serde(default, deserialize_with = "crate::http::extract::present")]
     #[schema(value_type = Option<schema::Time>)]
     expires_at: Option<Option<String>>,
+    /// `null` removes the iOS destination.
+    #[serde(default, deserialize_with = "crate::http::extract::present")]
+    #[schema(value_type = Option<schema::Url>)]
+    ios_url: Option<Option<String>>,
+    /// `null` removes the Android destination.
+    #[serde(default, deserialize_with = "crate::http::extract::present")]
+    #[schema(value_type = Option<schema::Url>)]
+    android_url: Option<Option<String>>,
+    forward_query: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -173,6 +226,11 @@ impl CreateLink {
                 .as_deref()
                 .map(|t| parse_time("expiresAt", t))
                 .transpose()?,
+            routing: routing(
+                self.ios_url.as_deref(),
+                self.android_url.as_deref(),
+                self.forward_query,
+            )?,
         })
     }
 }
@@ -190,6 +248,11 @@ impl CreateLinksBulk {
         }
         let campaign_id = CampaignId::parse(&self.campaign_id)?;
         let url = Destination::parse(&self.url)?;
+        let routing = routing(
+            self.ios_url.as_deref(),
+            self.android_url.as_deref(),
+            self.forward_query,
+        )?;
         self.leads
             .into_iter()
             .enumerate()
@@ -209,6 +272,7 @@ impl CreateLinksBulk {
                         .map_err(at)?,
                     code: None,
                     expires_at: None,
+                    routing: routing.clone(),
                 })
             })
             .collect()
@@ -224,6 +288,13 @@ impl PatchLink {
                 .expires_at
                 .map(|t| t.as_deref().map(|t| parse_time("expiresAt", t)).transpose())
                 .transpose()?,
+            ios_url: (self.ios_url)
+                .map(|u| device_url("iosUrl", u.as_deref()))
+                .transpose()?,
+            android_url: (self.android_url)
+                .map(|u| device_url("androidUrl", u.as_deref()))
+                .transpose()?,
+            forward_query: self.forward_query,
         })
     }
 }

@@ -98,7 +98,10 @@ async fn shortcut(state: &AppState, request: &Parts) -> Response {
             .ok()
     });
     match code {
-        Some(code) => follow(state, &code, &request.method, &request.headers).await,
+        Some(code) => {
+            let query = request.uri.query();
+            follow(state, &code, query, &request.method, &request.headers).await
+        }
         None => not_found(state),
     }
 }

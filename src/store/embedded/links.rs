@@ -5,14 +5,14 @@ use super::{EmbeddedStore, corrupt, sqlite};
 use crate::domain::rules::{self, CODE_ATTEMPTS, Creation, Holder, NoFreeCode};
 use crate::domain::{
     CampaignId, Destination, ExternalLeadId, Link, LinkPatch, NewLink, Page, Phone, Position,
-    ShortCode, from_millis, now_millis,
+    Routing, ShortCode, from_millis, now_millis,
 };
 use crate::store::{Created, LinkQuery, LinkStore, StoreError};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
-const LINK_COLUMNS: &str =
-    "code, campaign_id, phone, external_lead_id, url, created_at, expires_at, disabled";
+const LINK_COLUMNS: &str = "code, campaign_id, phone, external_lead_id, url, created_at, \
+    expires_at, disabled, ios_url, android_url, forward_query";
 
 fn link_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Link> {
     let phone: String = row.get(2)?;
@@ -27,6 +27,11 @@ fn link_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Link> {
         created_at: from_millis(row.get(5)?),
         expires_at: row.get::<_, Option<i64>>(6)?.map(from_millis),
         disabled: row.get(7)?,
+        routing: Routing {
+            ios_url: (row.get::<_, Option<String>>(8)?).map(|u| Destination::from_trusted(&u)),
+            android_url: (row.get::<_, Option<String>>(9)?).map(|u| Destination::from_trusted(&u)),
+            forward_query: row.get(10)?,
+        },
     })
 }
 
@@ -66,7 +71,8 @@ fn find_by_code(conn: &Connection, code: &str) -> Result<Option<Link>, StoreErro
 fn insert(conn: &Connection, link: &Link) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "INSERT INTO links (code, campaign_id, phone, external_lead_id, url, created_at, \
-         expires_at, disabled) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+         expires_at, disabled, ios_url, android_url, forward_query) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?
     .execute(params![
         link.code.as_str(),
@@ -77,6 +83,9 @@ fn insert(conn: &Connection, link: &Link) -> rusqlite::Result<()> {
         link.created_at.timestamp_millis(),
         link.expires_at.map(|t| t.timestamp_millis()),
         link.disabled,
+        link.routing.ios_url.as_ref().map(Destination::as_str),
+        link.routing.android_url.as_ref().map(Destination::as_str),
+        link.routing.forward_query,
     ])?;
     conn.prepare_cached(
         "INSERT OR IGNORE INTO campaigns (campaign_id, created_at) VALUES (?1, ?2)",
@@ -157,7 +166,8 @@ impl LinkStore for EmbeddedStore {
             patch.apply(&mut link);
             let updated = conn
                 .prepare_cached(
-                    "UPDATE links SET url = ?2, disabled = ?3, expires_at = ?4 WHERE code = ?1",
+                    "UPDATE links SET url = ?2, disabled = ?3, expires_at = ?4, ios_url = ?5, \
+                     android_url = ?6, forward_query = ?7 WHERE code = ?1",
                 )
                 .and_then(|mut s| {
                     s.execute(params![
@@ -165,6 +175,9 @@ impl LinkStore for EmbeddedStore {
                         link.url.as_str(),
                         link.disabled,
                         link.expires_at.map(|t| t.timestamp_millis()),
+                        link.routing.ios_url.as_ref().map(Destination::as_str),
+                        link.routing.android_url.as_ref().map(Destination::as_str),
+                        link.routing.forward_query,
                     ])
                 });
             match updated {

@@ -10,7 +10,10 @@ CREATE TABLE IF NOT EXISTS links (
     url              TEXT    NOT NULL,
     created_at       INTEGER NOT NULL,  -- unix milliseconds
     expires_at       INTEGER,
-    disabled         INTEGER NOT NULL DEFAULT 0
+    disabled         INTEGER NOT NULL DEFAULT 0,
+    ios_url          TEXT,
+    android_url      TEXT,
+    forward_query    INTEGER NOT NULL DEFAULT 0
 );
 CREATE UNIQUE INDEX IF NOT EXISTS links_identity ON links (campaign_id, phone, url);
 -- Every campaign that has had a link, with the time of its first.

@@ -8,7 +8,7 @@ mod rules;
 
 use crate::helpers::{Backend, RETENTION, RedisCluster, RedisServer};
 use akti_link::domain::{
-    CampaignId, Destination, NewLink, Phone, ShortCode, Subscription, SubscriptionFilter,
+    CampaignId, Destination, NewLink, Phone, Routing, ShortCode, Subscription, SubscriptionFilter,
     SubscriptionId,
 };
 use akti_link::store::{Store, embedded::EmbeddedStore, redis::RedisStore};
@@ -61,6 +61,7 @@ fn new_link(campaign: &str, phone: Option<&str>, url: &str) -> NewLink {
         url: Destination::parse(url).unwrap(),
         code: None,
         expires_at: None,
+        routing: Routing::default(),
     }
 }
 

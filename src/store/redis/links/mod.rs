@@ -10,7 +10,7 @@ use super::keys::{self, Partition};
 use super::scripts::SCRIPTS;
 use crate::domain::{
     CampaignId, Destination, ExternalLeadId, Link, LinkPatch, NewLink, Page, Phone, Position,
-    ShortCode, from_millis,
+    Routing, ShortCode, from_millis,
 };
 use crate::store::{Created, LinkQuery, LinkStore, StoreError};
 use async_trait::async_trait;
@@ -24,6 +24,9 @@ const MEMBERS_PER_ZADD: usize = 1_000;
 fn index_member(link: &Link) -> String {
     Position::of(&link.created_at, link.code.as_str()).render()
 }
+
+/// The fields of a link hash that are left out when they have no value.
+const OPTIONAL_FIELDS: [&str; 6] = ["p", "x", "e", "i", "a", "f"];
 
 fn link_fields(link: &Link) -> Vec<(&'static str, String)> {
     let mut fields = vec![
@@ -40,6 +43,16 @@ fn link_fields(link: &Link) -> Vec<(&'static str, String)> {
     }
     if let Some(expires) = link.expires_at {
         fields.push(("e", expires.timestamp_millis().to_string()));
+    }
+    let routing = &link.routing;
+    if let Some(ios) = &routing.ios_url {
+        fields.push(("i", ios.as_str().to_owned()));
+    }
+    if let Some(android) = &routing.android_url {
+        fields.push(("a", android.as_str().to_owned()));
+    }
+    if routing.forward_query {
+        fields.push(("f", "1".to_owned()));
     }
     fields
 }
@@ -73,6 +86,11 @@ fn link_from_hash(
         created_at: millis(h.remove("t").ok_or_else(|| corrupt("no created time"))?)?,
         expires_at: h.remove("e").map(millis).transpose()?,
         disabled: h.remove("d").as_deref() == Some("1"),
+        routing: Routing {
+            ios_url: h.remove("i").as_deref().map(Destination::from_trusted),
+            android_url: h.remove("a").as_deref().map(Destination::from_trusted),
+            forward_query: h.remove("f").as_deref() == Some("1"),
+        },
     };
     Ok(Some(StoredLink {
         link,

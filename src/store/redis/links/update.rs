@@ -1,6 +1,6 @@
 //! Changing and deleting links in Redis.
 
-use super::{RedisStore, index_member};
+use super::{OPTIONAL_FIELDS, RedisStore, index_member, link_fields};
 use crate::domain::{Link, LinkPatch, ShortCode};
 use crate::store::redis::keys::{self, Partition};
 use crate::store::redis::scripts::SCRIPTS;
@@ -20,12 +20,14 @@ pub(super) async fn update_link(
     if moves_identity {
         store.take_identity(code, &after).await?;
     }
+    let fields = link_fields(&after);
+    let removed: Vec<&str> = (OPTIONAL_FIELDS.iter().copied())
+        .filter(|name| !fields.iter().any(|(field, _)| field == name))
+        .collect();
     let mut cmd = SCRIPTS.patch_link.call(&[&keys::link(code.as_str())]);
-    cmd.arg(if after.expires_at.is_none() { "1" } else { "0" });
-    cmd.arg("u").arg(after.url.as_str());
-    cmd.arg("d").arg(u8::from(after.disabled));
-    if let Some(expires) = after.expires_at {
-        cmd.arg("e").arg(expires.timestamp_millis());
+    cmd.arg(removed.len()).arg(&removed);
+    for (field, value) in &fields {
+        cmd.arg(*field).arg(value);
     }
     let existed: bool = store.run_one(cmd).await?;
     if moves_identity {
