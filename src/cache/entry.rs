@@ -16,6 +16,27 @@ use std::sync::atomic::{AtomicU32, Ordering};
 #[derive(Debug)]
 pub struct SharedCampaign {
     pub id: CampaignId,
+    /// Counts the campaign's changes (a `PATCH` of the campaign) heard on this instance:
+    /// an entry made before the last one is read again, so that one change reaches every
+    /// cached link of the campaign at once.
+    generation: AtomicU32,
+}
+
+impl SharedCampaign {
+    pub fn new(id: CampaignId) -> Self {
+        Self {
+            id,
+            generation: AtomicU32::new(0),
+        }
+    }
+
+    pub(super) fn changed(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn generation(&self) -> u32 {
+        self.generation.load(Ordering::Acquire)
+    }
 }
 
 #[derive(Debug)]
@@ -30,6 +51,8 @@ pub struct CachedLink {
     /// When the cache last stored or served it, in seconds from the cache's origin (for
     /// the time-to-live).
     used_at: AtomicU32,
+    /// The campaign's generation it was made in.
+    generation: u32,
     /// Where the URL, the iOS URL and the Android URL end in `text`.
     url_end: u16,
     ios_end: u16,
@@ -48,7 +71,8 @@ const _: () = assert!(std::mem::size_of::<CachedLink>() <= 48);
 const FORWARD_QUERY: u8 = 0x80;
 
 impl CachedLink {
-    /// `campaign`: the link's campaign, possibly shared with other entries.
+    /// `link` as its campaign's state governs it; `campaign`: the link's campaign, possibly
+    /// shared with other entries.
     pub fn new(link: &Link, campaign: Arc<SharedCampaign>) -> Self {
         let code = link.code.as_str();
         let url = link.url.as_str();
@@ -72,6 +96,7 @@ impl CachedLink {
             0
         };
         Self {
+            generation: campaign.generation(),
             campaign,
             live_until,
             used_at: AtomicU32::new(0),
@@ -90,6 +115,11 @@ impl CachedLink {
 
     pub fn campaign_id(&self) -> &CampaignId {
         &self.campaign.id
+    }
+
+    /// Whether its campaign has changed since it was made.
+    pub fn is_outdated(&self) -> bool {
+        self.generation != self.campaign.generation()
     }
 
     /// `Err` when the link exists but must answer `410` (the same rule as
@@ -211,15 +241,16 @@ mod tests {
             created_at: from_millis(0),
             expires_at: expires_at.map(from_millis),
             disabled: false,
+            liveness_set_at: None,
             routing: Routing::default(),
         }
     }
 
     fn cached(link: &Link) -> CachedLink {
-        let campaign = SharedCampaign {
-            id: link.campaign_id.clone(),
-        };
-        CachedLink::new(link, Arc::new(campaign))
+        CachedLink::new(
+            link,
+            Arc::new(SharedCampaign::new(link.campaign_id.clone())),
+        )
     }
 
     #[test]
@@ -277,6 +308,18 @@ mod tests {
             plain.location(iphone, Some("s=1")).unwrap(),
             "https://example.com/a?b=c"
         );
+    }
+
+    #[test]
+    fn a_change_of_its_campaign_outdates_every_entry_made_before() {
+        let l = link(Some("+15551234567"), None, None);
+        let campaign = Arc::new(SharedCampaign::new(l.campaign_id.clone()));
+        let before = CachedLink::new(&l, campaign.clone());
+        assert!(!before.is_outdated());
+        campaign.changed();
+        let after = CachedLink::new(&l, campaign.clone());
+        assert!(before.is_outdated());
+        assert!(!after.is_outdated());
     }
 
     #[test]

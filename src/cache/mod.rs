@@ -17,16 +17,17 @@
 //! invalidation bumps `epoch`, and a load only inserts what it read if no invalidation
 //! happened since it started.
 //!
-//! Links of one campaign share one campaign string (a campaign sends to thousands of
-//! leads): entries take it from `campaigns`, which the periodic sweep empties of ids no
-//! entry holds any more.
+//! Links of one campaign share one [`SharedCampaign`] (a campaign sends to thousands of
+//! leads): entries take it from `campaigns`, which the periodic sweep empties of campaigns
+//! no entry holds any more. A link is cached as its campaign's state governs it; a change
+//! of the campaign outdates all its entries at once (they are read again when next used).
 
 mod entry;
 mod shards;
 
 pub use entry::{CachedLink, SharedCampaign};
 
-use crate::domain::{CampaignId, ShortCode};
+use crate::domain::{CampaignId, Link, ShortCode};
 use crate::store::health::{STALL_AFTER, StoreHealth};
 use crate::store::{FeedListener, LinkChange, LinkStore, StoreError};
 use shards::Shards;
@@ -110,17 +111,22 @@ impl LinkCache {
     pub async fn lookup(&self, code: &str) -> Result<Option<Arc<CachedLink>>, StoreError> {
         let cached = self.links.get(code);
         if let Some(hit) = &cached {
-            if self.trusted() {
+            // An entry its campaign's change outdated is read again, and kept only to
+            // serve if the store cannot answer.
+            if hit.is_outdated() {
+                self.misses.increment(1);
+            } else if self.trusted() {
                 self.hits.increment(1);
                 return Ok(Some(hit.clone()));
+            } else {
+                self.unconfirmed.increment(1);
             }
-            self.unconfirmed.increment(1);
         } else {
             self.misses.increment(1);
         }
         let epoch = self.epoch.load(Ordering::Acquire);
         let code = ShortCode::from_trusted(code);
-        let read = self.store.get_link(&code);
+        let read = self.read(&code);
         // With a cached link to fall back on, a slow store is not waited for.
         let read = match &cached {
             Some(_) => tokio::time::timeout(STALL_AFTER, read)
@@ -155,15 +161,23 @@ impl LinkCache {
         Ok(Some(entry))
     }
 
+    /// The link as its campaign governs it.
+    async fn read(&self, code: &ShortCode) -> Result<Option<Link>, StoreError> {
+        let Some(mut link) = self.store.get_link(code).await? else {
+            return Ok(None);
+        };
+        let state = self.store.campaign_state(&link.campaign_id).await?;
+        state.govern(&mut link);
+        Ok(Some(link))
+    }
+
     /// What the entries of `campaign` share.
     fn shared(&self, campaign: &CampaignId) -> Arc<SharedCampaign> {
         let mut campaigns = self.campaigns.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(held) = campaigns.get(campaign.as_str()) {
             return held.0.clone();
         }
-        let shared = Arc::new(SharedCampaign {
-            id: campaign.clone(),
-        });
+        let shared = Arc::new(SharedCampaign::new(campaign.clone()));
         campaigns.insert(Held(shared.clone()));
         shared
     }
@@ -182,6 +196,12 @@ impl LinkCache {
         self.epoch.fetch_add(1, Ordering::AcqRel);
         match change {
             LinkChange::One(code) => self.links.remove(code.as_str()),
+            LinkChange::Campaign(campaign) => {
+                let campaigns = self.campaigns.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(held) = campaigns.get(campaign.as_str()) {
+                    held.0.changed();
+                }
+            }
             LinkChange::All => self.links.clear(),
         }
     }
@@ -256,7 +276,7 @@ struct Stalled;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Link, LinkPatch, NewLink, Page};
+    use crate::domain::{CampaignPatch, CampaignState, LinkPatch, NewLink, Page};
     use crate::store::{Created, LinkQuery};
 
     /// A store without links, for what the cache does on its own.
@@ -286,6 +306,16 @@ mod tests {
         }
         async fn list_links(&self, _: &LinkQuery) -> Result<Page<Link>, StoreError> {
             Ok(Page::of(Vec::new(), 1, |_: &Link| unreachable!()))
+        }
+        async fn campaign_state(&self, _: &CampaignId) -> Result<CampaignState, StoreError> {
+            Ok(CampaignState::default())
+        }
+        async fn patch_campaign(
+            &self,
+            _: &CampaignId,
+            _: &CampaignPatch,
+        ) -> Result<CampaignState, StoreError> {
+            Ok(CampaignState::default())
         }
     }
 

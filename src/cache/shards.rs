@@ -153,9 +153,7 @@ mod tests {
 
     fn link(code: &str) -> Arc<CachedLink> {
         let campaign_id = CampaignId::parse("c").unwrap();
-        let campaign = Arc::new(SharedCampaign {
-            id: campaign_id.clone(),
-        });
+        let campaign = Arc::new(SharedCampaign::new(campaign_id.clone()));
         Arc::new(CachedLink::new(
             &Link {
                 code: crate::domain::ShortCode::parse(code).unwrap(),
@@ -166,6 +164,7 @@ mod tests {
                 created_at: from_millis(0),
                 expires_at: None,
                 disabled: false,
+                liveness_set_at: None,
                 routing: Routing::default(),
             },
             campaign,

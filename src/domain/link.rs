@@ -17,6 +17,9 @@ pub struct Link {
     pub created_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
     pub disabled: bool,
+    /// When a `PATCH` last set the link's own `disabled` or `expiresAt` (`None`: never):
+    /// against its campaign's settings, the later wins (see `CampaignState::govern`).
+    pub liveness_set_at: Option<DateTime<Utc>>,
     pub routing: Routing,
 }
 
@@ -116,14 +119,17 @@ impl NewLink {
             created_at: now,
             expires_at: self.expires_at,
             disabled: false,
+            liveness_set_at: None,
             routing: self.routing,
         }
     }
 }
 
-/// A partial update. `Some(None)` clears an optional field (the expiry, a device URL).
+/// A partial update, made at `at`. `Some(None)` clears an optional field (the expiry, a
+/// device URL).
 #[derive(Debug, Clone, Default)]
 pub struct LinkPatch {
+    pub at: DateTime<Utc>,
     pub url: Option<Destination>,
     pub disabled: Option<bool>,
     pub expires_at: Option<Option<DateTime<Utc>>>,
@@ -142,6 +148,9 @@ impl LinkPatch {
         }
         if let Some(expires_at) = self.expires_at {
             link.expires_at = expires_at;
+        }
+        if self.disabled.is_some() || self.expires_at.is_some() {
+            link.liveness_set_at = Some(self.at);
         }
         if let Some(ios_url) = &self.ios_url {
             link.routing.ios_url = ios_url.clone();

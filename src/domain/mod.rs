@@ -9,6 +9,7 @@
 //! A leaf: nothing here uses another module of the crate.
 
 pub mod analytics;
+mod campaign;
 mod click;
 mod event;
 mod ids;
@@ -22,6 +23,7 @@ mod time;
 mod url;
 mod webhook;
 
+pub use campaign::{CampaignPatch, CampaignState, Setting};
 pub use click::{CampaignCount, ClickCounts, ClickOutcome, Count, Counted, LeadClick, LinkCount};
 pub use event::{
     API_VERSION, ClickedLead, Event, EventType, link_clicked, link_delivered, links_sent,

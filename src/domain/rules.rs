@@ -264,6 +264,7 @@ mod tests {
             created_at: from_millis(0),
             expires_at: None,
             disabled: false,
+            liveness_set_at: None,
             routing: Routing::default(),
         }
     }

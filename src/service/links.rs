@@ -3,7 +3,10 @@
 //! instance's through the change feed.
 
 use crate::cache::LinkCache;
-use crate::domain::{CampaignId, Link, LinkPatch, NewLink, Page, Position, ShortCode, Stats};
+use crate::domain::{
+    CampaignId, CampaignPatch, CampaignState, Link, LinkPatch, NewLink, Page, Position, ShortCode,
+    Stats,
+};
 use crate::store::{ChangeFeed, ClickStore, Created, LinkChange, LinkQuery, LinkStore, StoreError};
 use std::sync::Arc;
 
@@ -41,8 +44,30 @@ impl Links {
         self.store.create_links(links, self.code_length).await
     }
 
+    /// Links as they answer: governed by their campaigns' states.
+    async fn governed(&self, mut links: Vec<Link>) -> Result<Vec<Link>, StoreError> {
+        let mut states: Vec<(CampaignId, CampaignState)> = Vec::new();
+        for link in &mut links {
+            let at = match states.iter().position(|(c, _)| *c == link.campaign_id) {
+                Some(at) => at,
+                None => {
+                    let state = self.store.campaign_state(&link.campaign_id).await?;
+                    states.push((link.campaign_id.clone(), state));
+                    states.len() - 1
+                }
+            };
+            states[at].1.govern(link);
+        }
+        Ok(links)
+    }
+
+    async fn governed_one(&self, link: Option<Link>) -> Result<Option<Link>, StoreError> {
+        Ok(self.governed(link.into_iter().collect()).await?.pop())
+    }
+
     pub async fn get(&self, code: &ShortCode) -> Result<Option<Link>, StoreError> {
-        self.store.get_link(code).await
+        let link = self.store.get_link(code).await?;
+        self.governed_one(link).await
     }
 
     pub async fn patch(
@@ -52,21 +77,37 @@ impl Links {
     ) -> Result<Option<Link>, StoreError> {
         let link = self.store.update_link(code, patch).await?;
         if link.is_some() {
-            self.changed(code).await;
+            self.changed(LinkChange::One(code.clone())).await;
         }
-        Ok(link)
+        self.governed_one(link).await
+    }
+
+    /// Every link of the campaign at once (one write); answered once this instance's cache
+    /// has dropped them, and the other instances' follow through the change feed.
+    pub async fn patch_campaign(
+        &self,
+        campaign: &CampaignId,
+        patch: &CampaignPatch,
+    ) -> Result<CampaignState, StoreError> {
+        let state = self.store.patch_campaign(campaign, patch).await?;
+        self.changed(LinkChange::Campaign(campaign.clone())).await;
+        Ok(state)
     }
 
     pub async fn delete(&self, code: &ShortCode) -> Result<bool, StoreError> {
         let deleted = self.store.delete_link(code).await?;
         if deleted {
-            self.changed(code).await;
+            self.changed(LinkChange::One(code.clone())).await;
         }
         Ok(deleted)
     }
 
     pub async fn list(&self, query: &LinkQuery) -> Result<Page<Link>, StoreError> {
-        self.store.list_links(query).await
+        let page = self.store.list_links(query).await?;
+        Ok(Page {
+            items: self.governed(page.items).await?,
+            ..page
+        })
     }
 
     /// One page of a campaign's links after `after`, each with its counters, and where the
@@ -94,7 +135,7 @@ impl Links {
             after,
             limit,
         };
-        let page = self.store.list_links(&query).await?;
+        let page = self.list(&query).await?;
         let codes: Vec<ShortCode> = page.items.iter().map(|l| l.code.clone()).collect();
         let stats = self.counters.links_stats(&codes).await?;
         let next = page.next_cursor.as_deref().and_then(Position::parse);
@@ -112,12 +153,12 @@ impl Links {
     /// The change is committed whatever happens here; a failed announcement is logged, and
     /// leaves other instances with the old link until their feed reconnects (which drops
     /// their whole cache) or the entry's time-to-live.
-    async fn changed(&self, code: &ShortCode) {
-        self.cache.forget(LinkChange::One(code.clone()));
+    async fn changed(&self, change: LinkChange) {
+        self.cache.forget(change.clone());
         if let Some(feed) = &self.feed
-            && let Err(e) = feed.announce(code).await
+            && let Err(e) = feed.announce(&change).await
         {
-            tracing::warn!(error = %e, code = %code, "could not announce a link change");
+            tracing::warn!(error = %e, change = change.payload(), "could not announce a link change");
         }
     }
 }

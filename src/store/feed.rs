@@ -2,7 +2,7 @@
 //! redirect cache drops it. Only a store shared by several instances has one.
 
 use super::StoreError;
-use crate::domain::ShortCode;
+use crate::domain::{CampaignId, ShortCode};
 use async_trait::async_trait;
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,8 +11,35 @@ use std::time::Instant;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LinkChange {
     One(ShortCode),
+    /// The campaign's state changed: every link of it.
+    Campaign(CampaignId),
     /// Changes may have been missed (the feed reconnected): drop everything.
     All,
+}
+
+/// A campaign's change on the feed: a prefix no code can have.
+const CAMPAIGN: &str = "campaign:";
+const ALL: &str = "*";
+
+impl LinkChange {
+    /// How the change travels on the feed.
+    pub fn payload(&self) -> String {
+        match self {
+            LinkChange::One(code) => code.as_str().to_owned(),
+            LinkChange::Campaign(campaign) => format!("{CAMPAIGN}{}", campaign.as_str()),
+            LinkChange::All => ALL.to_owned(),
+        }
+    }
+
+    pub fn from_payload(payload: &str) -> LinkChange {
+        if payload == ALL {
+            LinkChange::All
+        } else if let Some(campaign) = payload.strip_prefix(CAMPAIGN) {
+            LinkChange::Campaign(CampaignId::from_trusted(campaign.into()))
+        } else {
+            LinkChange::One(ShortCode::from_trusted(payload))
+        }
+    }
 }
 
 /// Hears what the feed says.
@@ -25,8 +52,8 @@ pub trait FeedListener: Send + Sync + 'static {
 
 #[async_trait]
 pub trait ChangeFeed: Send + Sync + 'static {
-    /// Tells every instance sharing the store that `code` changed.
-    async fn announce(&self, code: &ShortCode) -> Result<(), StoreError>;
+    /// Tells every instance sharing the store of `change`.
+    async fn announce(&self, change: &LinkChange) -> Result<(), StoreError>;
 
     /// Tells `listener` of other instances' changes until `shutdown`.
     fn watch(&self, listener: Arc<dyn FeedListener>, shutdown: tokio_util::sync::CancellationToken);

@@ -1,7 +1,10 @@
 //! The links port: creation (idempotent on the identity), reads, changes, lists.
 
 use super::StoreError;
-use crate::domain::{CampaignId, Link, LinkPatch, NewLink, Page, Phone, Position, ShortCode};
+use crate::domain::{
+    CampaignId, CampaignPatch, CampaignState, Link, LinkPatch, NewLink, Page, Phone, Position,
+    ShortCode,
+};
 use async_trait::async_trait;
 
 /// The outcome of one creation: the link, and whether this call created it (`201`) or
@@ -47,6 +50,17 @@ pub trait LinkStore: Send + Sync + 'static {
 
     /// Oldest first, by creation time and then code.
     async fn list_links(&self, query: &LinkQuery) -> Result<Page<Link>, StoreError>;
+
+    /// What the campaign says of all its links. Links are stored as their own `PATCH`es
+    /// left them: readers let this state govern them (`CampaignState::govern`).
+    async fn campaign_state(&self, campaign: &CampaignId) -> Result<CampaignState, StoreError>;
+
+    /// Applies `patch` to the campaign's state, in one write whatever its number of links.
+    async fn patch_campaign(
+        &self,
+        campaign: &CampaignId,
+        patch: &CampaignPatch,
+    ) -> Result<CampaignState, StoreError>;
 }
 
 impl Default for LinkQuery {

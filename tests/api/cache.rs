@@ -116,7 +116,10 @@ async fn the_feed_confirms_only_after_delivering_what_was_published_before() {
     assert_eq!(seen.0.lock().unwrap()[0], Said::Changed(LinkChange::All));
 
     let code = ShortCode::parse("changed1").unwrap();
-    store.announce(&code).await.unwrap();
+    store
+        .announce(&LinkChange::One(code.clone()))
+        .await
+        .unwrap();
     let announced = Instant::now();
     let confirmation = confirmed_after(announced).await;
     let change = (seen.0.lock().unwrap().iter())

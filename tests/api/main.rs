@@ -6,6 +6,7 @@ mod helpers;
 mod analytics;
 mod binary;
 mod cache;
+mod campaign_controls;
 mod campaigns;
 mod clicks;
 mod cluster;

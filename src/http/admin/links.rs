@@ -2,7 +2,7 @@
 
 use crate::domain::{
     CampaignId, Destination, ExternalLeadId, InvalidValue, Link, LinkPatch, NewLink, Phone,
-    Position, Routing, ShortCode, format_time, from_millis,
+    Position, Routing, ShortCode, format_time, from_millis, now_millis,
 };
 use crate::http::AppState;
 use crate::http::error::ApiError;
@@ -203,7 +203,7 @@ pub struct ListParams {
     limit: Option<String>,
 }
 
-fn parse_time(field: &'static str, s: &str) -> Result<DateTime<Utc>, InvalidValue> {
+pub(super) fn parse_time(field: &'static str, s: &str) -> Result<DateTime<Utc>, InvalidValue> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| from_millis(t.with_timezone(&Utc).timestamp_millis()))
         .map_err(|_| InvalidValue::new(field, "must be an RFC 3339 timestamp"))
@@ -282,6 +282,7 @@ impl CreateLinksBulk {
 impl PatchLink {
     fn validate(self) -> Result<LinkPatch, InvalidValue> {
         Ok(LinkPatch {
+            at: now_millis(),
             url: self.url.as_deref().map(Destination::parse).transpose()?,
             disabled: self.disabled,
             expires_at: self

@@ -6,6 +6,7 @@
 
 pub mod analytics;
 pub mod auth;
+pub mod campaigns;
 pub mod exports;
 pub mod links;
 pub mod messages;
@@ -25,6 +26,7 @@ const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 pub fn router(state: AppState) -> Router {
     let (api, openapi) = OpenApiRouter::new()
         .merge(analytics::router())
+        .merge(campaigns::router())
         .merge(exports::router())
         .merge(links::router())
         .merge(messages::router())

@@ -4,15 +4,15 @@
 use super::{EmbeddedStore, corrupt, sqlite};
 use crate::domain::rules::{self, CODE_ATTEMPTS, Creation, Holder, NoFreeCode};
 use crate::domain::{
-    CampaignId, Destination, ExternalLeadId, Link, LinkPatch, NewLink, Page, Phone, Position,
-    Routing, ShortCode, from_millis, now_millis,
+    CampaignId, CampaignPatch, CampaignState, Destination, ExternalLeadId, Link, LinkPatch,
+    NewLink, Page, Phone, Position, Routing, Setting, ShortCode, from_millis, now_millis,
 };
 use crate::store::{Created, LinkQuery, LinkStore, StoreError};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
 const LINK_COLUMNS: &str = "code, campaign_id, phone, external_lead_id, url, created_at, \
-    expires_at, disabled, ios_url, android_url, forward_query";
+    expires_at, disabled, ios_url, android_url, forward_query, liveness_set_at";
 
 fn link_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Link> {
     let phone: String = row.get(2)?;
@@ -32,6 +32,7 @@ fn link_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Link> {
             android_url: (row.get::<_, Option<String>>(9)?).map(|u| Destination::from_trusted(&u)),
             forward_query: row.get(10)?,
         },
+        liveness_set_at: row.get::<_, Option<i64>>(11)?.map(from_millis),
     })
 }
 
@@ -167,7 +168,7 @@ impl LinkStore for EmbeddedStore {
             let updated = conn
                 .prepare_cached(
                     "UPDATE links SET url = ?2, disabled = ?3, expires_at = ?4, ios_url = ?5, \
-                     android_url = ?6, forward_query = ?7 WHERE code = ?1",
+                     android_url = ?6, forward_query = ?7, liveness_set_at = ?8 WHERE code = ?1",
                 )
                 .and_then(|mut s| {
                     s.execute(params![
@@ -178,6 +179,7 @@ impl LinkStore for EmbeddedStore {
                         link.routing.ios_url.as_ref().map(Destination::as_str),
                         link.routing.android_url.as_ref().map(Destination::as_str),
                         link.routing.forward_query,
+                        link.liveness_set_at.map(|t| t.timestamp_millis()),
                     ])
                 });
             match updated {
@@ -237,4 +239,76 @@ impl LinkStore for EmbeddedStore {
         })
         .await
     }
+
+    async fn campaign_state(&self, campaign: &CampaignId) -> Result<CampaignState, StoreError> {
+        let campaign = campaign.clone();
+        self.read(move |conn| read_campaign_state(conn, &campaign))
+            .await
+    }
+
+    async fn patch_campaign(
+        &self,
+        campaign: &CampaignId,
+        patch: &CampaignPatch,
+    ) -> Result<CampaignState, StoreError> {
+        let (campaign, patch) = (campaign.clone(), patch.clone());
+        self.write(move |conn| {
+            let mut state = read_campaign_state(conn, &campaign)?;
+            state.apply(&patch);
+            let disabled = state.disabled.as_ref();
+            let expires = state.expires_at.as_ref();
+            conn.prepare_cached(
+                "INSERT OR REPLACE INTO campaign_states (campaign_id, disabled, disabled_at, \
+                 expires_at, expires_set_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    campaign.as_str(),
+                    disabled.is_some_and(|d| d.value),
+                    disabled.map(|d| d.at.timestamp_millis()),
+                    expires.and_then(|e| e.value).map(|t| t.timestamp_millis()),
+                    expires.map(|e| e.at.timestamp_millis()),
+                ])
+            })
+            .map_err(sqlite)?;
+            Ok(state)
+        })
+        .await
+    }
+}
+
+fn read_campaign_state(
+    conn: &Connection,
+    campaign: &CampaignId,
+) -> Result<CampaignState, StoreError> {
+    let row = conn
+        .prepare_cached(
+            "SELECT disabled, disabled_at, expires_at, expires_set_at FROM campaign_states \
+             WHERE campaign_id = ?1",
+        )
+        .and_then(|mut s| {
+            s.query_row([campaign.as_str()], |r| {
+                Ok((
+                    r.get::<_, bool>(0)?,
+                    r.get::<_, Option<i64>>(1)?,
+                    r.get::<_, Option<i64>>(2)?,
+                    r.get::<_, Option<i64>>(3)?,
+                ))
+            })
+            .optional()
+        })
+        .map_err(sqlite)?;
+    let Some((disabled, disabled_at, expires_at, expires_set_at)) = row else {
+        return Ok(CampaignState::default());
+    };
+    Ok(CampaignState {
+        disabled: disabled_at.map(|at| Setting {
+            value: disabled,
+            at: from_millis(at),
+        }),
+        expires_at: expires_set_at.map(|at| Setting {
+            value: expires_at.map(from_millis),
+            at: from_millis(at),
+        }),
+    })
 }

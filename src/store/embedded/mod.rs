@@ -163,7 +163,7 @@ fn corrupt(what: impl std::fmt::Display) -> StoreError {
 
 /// Columns added since a table was first created: files written by an earlier version
 /// get them when opened.
-const ADDED_COLUMNS: [(&str, &str, &str); 8] = [
+const ADDED_COLUMNS: [(&str, &str, &str); 9] = [
     ("windows", "event_id", "TEXT NOT NULL DEFAULT ''"),
     ("link_stats", "first_clicked_at", "INTEGER"),
     ("link_stats", "delivered_at", "INTEGER"),
@@ -176,6 +176,7 @@ const ADDED_COLUMNS: [(&str, &str, &str); 8] = [
     ("links", "ios_url", "TEXT"),
     ("links", "android_url", "TEXT"),
     ("links", "forward_query", "INTEGER NOT NULL DEFAULT 0"),
+    ("links", "liveness_set_at", "INTEGER"),
 ];
 
 /// Brings a file written by an earlier version up to `schema.sql`.

@@ -13,7 +13,8 @@ CREATE TABLE IF NOT EXISTS links (
     disabled         INTEGER NOT NULL DEFAULT 0,
     ios_url          TEXT,
     android_url      TEXT,
-    forward_query    INTEGER NOT NULL DEFAULT 0
+    forward_query    INTEGER NOT NULL DEFAULT 0,
+    liveness_set_at  INTEGER            -- when a PATCH last set disabled or expires_at
 );
 CREATE UNIQUE INDEX IF NOT EXISTS links_identity ON links (campaign_id, phone, url);
 -- Every campaign that has had a link, with the time of its first.
@@ -22,6 +23,15 @@ CREATE TABLE IF NOT EXISTS campaigns (
     created_at  INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS campaigns_by_time ON campaigns (created_at, campaign_id);
+-- A campaign's settings for all its links (`domain::CampaignState`): each value with the
+-- time it was set; NULL times for never set.
+CREATE TABLE IF NOT EXISTS campaign_states (
+    campaign_id    TEXT    PRIMARY KEY,
+    disabled       INTEGER NOT NULL DEFAULT 0,
+    disabled_at    INTEGER,
+    expires_at     INTEGER,
+    expires_set_at INTEGER
+) WITHOUT ROWID;
 -- Lists go by creation time, then code, as the cursor says (`domain::Position`).
 DROP INDEX IF EXISTS links_by_campaign;
 DROP INDEX IF EXISTS links_by_phone;

@@ -9,7 +9,6 @@
 
 use super::conn::Conn;
 use super::{RedisStore, keys};
-use crate::domain::ShortCode;
 use crate::store::{ChangeFeed, FeedListener, LinkChange, StoreError};
 use async_trait::async_trait;
 use futures::StreamExt;
@@ -28,9 +27,9 @@ const MARKER: char = '\u{1}';
 
 #[async_trait]
 impl ChangeFeed for RedisStore {
-    async fn announce(&self, code: &ShortCode) -> Result<(), StoreError> {
+    async fn announce(&self, change: &LinkChange) -> Result<(), StoreError> {
         let mut publish = redis::cmd("PUBLISH");
-        publish.arg(keys::CHANGES).arg(code.as_str());
+        publish.arg(keys::CHANGES).arg(change.payload());
         self.query(&publish).await
     }
 
@@ -91,7 +90,7 @@ async fn listen(
                 let Some(msg) = msg else { return Ok(()) };
                 let Ok(payload) = msg.get_payload::<String>() else { continue };
                 if !payload.starts_with(MARKER) {
-                    listener.changed(LinkChange::One(ShortCode::from_trusted(&payload)));
+                    listener.changed(LinkChange::from_payload(&payload));
                 } else if let Some((marker, at)) = &sent
                     && *marker == payload
                 {

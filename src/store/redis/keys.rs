@@ -7,8 +7,9 @@
 //!
 //! | key | type | holds |
 //! | --- | --- | --- |
-//! | `akti:link:{<code>}` | hash | the link: `u` url, `c` campaign, `p` phone, `x` external lead id, `t` created (unix ms), `e` expires (unix ms), `d` disabled (`0`/`1`); absent fields are `null`. While its creation is under way it has `unfinished` and expires in 60 s |
+//! | `akti:link:{<code>}` | hash | the link: `u` url, `c` campaign, `p` phone, `x` external lead id, `t` created (unix ms), `e` expires (unix ms), `d` disabled (`0`/`1`), `s` when a PATCH last set `d` or `e`, `i` iOS url, `a` Android url, `f` `1` to forward the query; absent fields are `null` (`f`: false). While its creation is under way it has `unfinished` and expires in 60 s |
 //! | `akti:identity:{<campaign>}:<sha256(phone NUL url)>` | string | the code of the link with that identity: makes creation idempotent |
+//! | `akti:campaign:{<campaign>}:state` | hash | the campaign's settings for all its links (`CampaignState`): `d` disabled (`0`/`1`) and `da` when set, `e` expiry (ms, empty when cleared) and `ea` when set |
 //! | `akti:index:phone:{<phone>}` | sorted set | the list positions of the lead's links (see `index:all` below) |
 //! | channel `akti:link-changes` | pub/sub | codes of links that changed, so that every instance drops them from its cache |
 //!
@@ -81,6 +82,10 @@ pub fn heartbeat(consumer: &str) -> String {
 
 pub fn link(code: &str) -> String {
     format!("akti:link:{{{code}}}")
+}
+
+pub fn campaign_state(campaign: &CampaignId) -> String {
+    format!("akti:campaign:{{{}}}:state", campaign.as_str())
 }
 
 pub fn identity(campaign: &CampaignId, phone: Option<&Phone>, url: &Destination) -> String {

@@ -1,6 +1,7 @@
 //! Links in Redis: the hash of each link, the identity keys that make creation idempotent,
 //! and the indexes lists page through (see [`super::keys`]).
 
+mod campaign_state;
 mod create;
 mod list;
 mod update;
@@ -9,8 +10,8 @@ use super::RedisStore;
 use super::keys::{self, Partition};
 use super::scripts::SCRIPTS;
 use crate::domain::{
-    CampaignId, Destination, ExternalLeadId, Link, LinkPatch, NewLink, Page, Phone, Position,
-    Routing, ShortCode, from_millis,
+    CampaignId, CampaignPatch, CampaignState, Destination, ExternalLeadId, Link, LinkPatch,
+    NewLink, Page, Phone, Position, Routing, ShortCode, from_millis,
 };
 use crate::store::{Created, LinkQuery, LinkStore, StoreError};
 use async_trait::async_trait;
@@ -26,7 +27,7 @@ fn index_member(link: &Link) -> String {
 }
 
 /// The fields of a link hash that are left out when they have no value.
-const OPTIONAL_FIELDS: [&str; 6] = ["p", "x", "e", "i", "a", "f"];
+const OPTIONAL_FIELDS: [&str; 7] = ["p", "x", "e", "s", "i", "a", "f"];
 
 fn link_fields(link: &Link) -> Vec<(&'static str, String)> {
     let mut fields = vec![
@@ -43,6 +44,9 @@ fn link_fields(link: &Link) -> Vec<(&'static str, String)> {
     }
     if let Some(expires) = link.expires_at {
         fields.push(("e", expires.timestamp_millis().to_string()));
+    }
+    if let Some(set_at) = link.liveness_set_at {
+        fields.push(("s", set_at.timestamp_millis().to_string()));
     }
     let routing = &link.routing;
     if let Some(ios) = &routing.ios_url {
@@ -86,6 +90,7 @@ fn link_from_hash(
         created_at: millis(h.remove("t").ok_or_else(|| corrupt("no created time"))?)?,
         expires_at: h.remove("e").map(millis).transpose()?,
         disabled: h.remove("d").as_deref() == Some("1"),
+        liveness_set_at: h.remove("s").map(millis).transpose()?,
         routing: Routing {
             ios_url: h.remove("i").as_deref().map(Destination::from_trusted),
             android_url: h.remove("a").as_deref().map(Destination::from_trusted),
@@ -215,5 +220,17 @@ impl LinkStore for RedisStore {
 
     async fn list_links(&self, query: &LinkQuery) -> Result<Page<Link>, StoreError> {
         list::list_links(self, query).await
+    }
+
+    async fn campaign_state(&self, campaign: &CampaignId) -> Result<CampaignState, StoreError> {
+        campaign_state::read(self, campaign).await
+    }
+
+    async fn patch_campaign(
+        &self,
+        campaign: &CampaignId,
+        patch: &CampaignPatch,
+    ) -> Result<CampaignState, StoreError> {
+        campaign_state::patch(self, campaign, patch).await
     }
 }
