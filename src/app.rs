@@ -216,6 +216,7 @@ fn handlers(
         links: Links::new(
             store.clone(),
             store.clone(),
+            store.clone(),
             cache.clone(),
             feed,
             config.code_length,

@@ -4,10 +4,13 @@
 
 use crate::cache::LinkCache;
 use crate::domain::{
-    CampaignId, CampaignPatch, CampaignState, Link, LinkPatch, NewLink, Page, Position, ShortCode,
-    Stats,
+    CampaignId, CampaignPatch, CampaignState, Link, LinkPatch, NewLink, Page, Phone, Position,
+    ShortCode, Stats,
 };
-use crate::store::{ChangeFeed, ClickStore, Created, LinkChange, LinkQuery, LinkStore, StoreError};
+use crate::store::{
+    ChangeFeed, ClickStore, Created, Erasure, LeadStore, LinkChange, LinkQuery, LinkStore,
+    StoreError,
+};
 use std::sync::Arc;
 
 /// Links per page of an export: a page is one read of the index and one of the counters.
@@ -15,6 +18,7 @@ const EXPORT_PAGE: usize = 1000;
 
 pub struct Links {
     store: Arc<dyn LinkStore>,
+    leads: Arc<dyn LeadStore>,
     counters: Arc<dyn ClickStore>,
     cache: Arc<LinkCache>,
     /// `None` when no other instance shares the store.
@@ -25,6 +29,7 @@ pub struct Links {
 impl Links {
     pub fn new(
         store: Arc<dyn LinkStore>,
+        leads: Arc<dyn LeadStore>,
         counters: Arc<dyn ClickStore>,
         cache: Arc<LinkCache>,
         feed: Option<Arc<dyn ChangeFeed>>,
@@ -32,6 +37,7 @@ impl Links {
     ) -> Self {
         Self {
             store,
+            leads,
             counters,
             cache,
             feed,
@@ -100,6 +106,16 @@ impl Links {
             self.changed(LinkChange::One(code.clone())).await;
         }
         Ok(deleted)
+    }
+
+    /// Erases a lead (a privacy request): its links leave this instance's cache before the
+    /// answer, and every other instance's through the change feed.
+    pub async fn erase_lead(&self, phone: &Phone) -> Result<Erasure, StoreError> {
+        let erasure = self.leads.erase_lead(phone).await?;
+        for code in &erasure.links {
+            self.changed(LinkChange::One(code.clone())).await;
+        }
+        Ok(erasure)
     }
 
     pub async fn list(&self, query: &LinkQuery) -> Result<Page<Link>, StoreError> {

@@ -16,6 +16,7 @@ pub mod embedded;
 mod error;
 pub mod feed;
 pub mod health;
+pub mod leads;
 pub mod links;
 pub mod messages;
 pub mod outbox;
@@ -26,6 +27,7 @@ pub use campaigns::{CampaignStore, CampaignSummary};
 pub use clicks::{CampaignTotals, ClickStore};
 pub use error::StoreError;
 pub use feed::{ChangeFeed, FeedListener, LinkChange};
+pub use leads::{Erasure, LeadStore};
 pub use links::{Created, LinkQuery, LinkStore};
 pub use messages::{MessageStore, StatusRecorded};
 pub use outbox::{Lease, Leased, Outbox, QueueDepth};
@@ -36,7 +38,7 @@ use async_trait::async_trait;
 /// Every port of one backend.
 #[async_trait]
 pub trait Store:
-    LinkStore + ClickStore + CampaignStore + Outbox + SubscriptionStore + MessageStore
+    LinkStore + ClickStore + CampaignStore + Outbox + SubscriptionStore + MessageStore + LeadStore
 {
     /// Answers when the store is reachable; `/readyz` is built on it.
     async fn ping(&self) -> Result<(), StoreError>;

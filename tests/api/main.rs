@@ -13,6 +13,7 @@ mod cluster;
 mod connections;
 mod dashboard;
 mod durability;
+mod leads;
 mod links;
 mod messages;
 mod redirects;

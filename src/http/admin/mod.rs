@@ -8,6 +8,7 @@ pub mod analytics;
 pub mod auth;
 pub mod campaigns;
 pub mod exports;
+pub mod leads;
 pub mod links;
 pub mod messages;
 pub mod stats;
@@ -28,6 +29,7 @@ pub fn router(state: AppState) -> Router {
         .merge(analytics::router())
         .merge(campaigns::router())
         .merge(exports::router())
+        .merge(leads::router())
         .merge(links::router())
         .merge(messages::router())
         .merge(stats::router())

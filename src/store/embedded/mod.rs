@@ -6,6 +6,7 @@
 
 mod campaigns;
 mod clicks;
+mod leads;
 mod links;
 mod messages;
 mod outbox;

@@ -11,6 +11,7 @@
 //! | `akti:identity:{<campaign>}:<sha256(phone NUL url)>` | string | the code of the link with that identity: makes creation idempotent |
 //! | `akti:campaign:{<campaign>}:state` | hash | the campaign's settings for all its links (`CampaignState`): `d` disabled (`0`/`1`) and `da` when set, `e` expiry (ms, empty when cleared) and `ea` when set |
 //! | `akti:index:phone:{<phone>}` | sorted set | the list positions of the lead's links (see `index:all` below) |
+//! | `akti:messages:phone:{<phone>}` | set | the ids of the messages to the lead, for erasing them; expires with the last of them |
 //! | channel `akti:link-changes` | pub/sub | codes of links that changed, so that every instance drops them from its cache |
 //!
 //! Clicks, events, deliveries, messages and counters are spread over [`PARTITIONS`]
@@ -107,6 +108,10 @@ pub fn phone_index(phone: &Phone) -> String {
     format!("akti:index:phone:{{{}}}", phone.as_str())
 }
 
+pub fn phone_messages(phone: &Phone) -> String {
+    format!("akti:messages:phone:{{{}}}", phone.as_str())
+}
+
 /// How many partitions the click, event and delivery work is spread over.
 pub const PARTITIONS: usize = 16;
 
@@ -201,6 +206,10 @@ impl Partition {
 
     pub fn applied(self, batch: &str, call: usize) -> String {
         self.key(&format!("applied:{batch}:{call}"))
+    }
+
+    pub fn window(self, code: &str) -> String {
+        self.key(&format!("window:{code}"))
     }
 
     pub fn link_stats(self, code: &str) -> String {

@@ -2,7 +2,7 @@
 //! campaign counter and its events are one script; kept for `AKTI_MESSAGE_TTL`.
 
 use super::RedisStore;
-use super::keys::Partition;
+use super::keys::{self, Partition};
 use super::scripts::SCRIPTS;
 use crate::domain::analytics::SeriesDelta;
 use crate::domain::{
@@ -91,6 +91,10 @@ impl MessageStore for RedisStore {
         }
         let created: u8 = self.run_one(cmd).await?;
         if created == 1 {
+            // Found again when the lead is erased; kept as long as its last message.
+            let mut index = (SCRIPTS.index_message).call(&[&keys::phone_messages(&message.phone)]);
+            index.arg(message.id.as_str()).arg(ttl);
+            self.run_one::<()>(index).await?;
             return Ok(None);
         }
         self.get_message(&message.id).await

@@ -7,6 +7,7 @@ mod conn;
 mod feed;
 pub mod keys;
 mod layout;
+mod leads;
 mod links;
 mod messages;
 mod outbox;

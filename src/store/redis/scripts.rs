@@ -46,6 +46,7 @@ pub(super) struct Scripts {
     pub unbind_identity: Lua,
     pub patch_link: Lua,
     pub create_message: Lua,
+    pub index_message: Lua,
     pub move_due: Lua,
     pub finish: Lua,
     pub retry_now: Lua,
@@ -64,6 +65,7 @@ pub(super) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     unbind_identity: Lua::new(include_str!("lua/unbind_identity.lua")),
     patch_link: Lua::new(include_str!("lua/patch_link.lua")),
     create_message: Lua::new(include_str!("lua/create_message.lua")),
+    index_message: Lua::new(include_str!("lua/index_message.lua")),
     move_due: Lua::new(include_str!("lua/move_due.lua")),
     finish: Lua::new(include_str!("lua/finish.lua")),
     retry_now: Lua::new(include_str!("lua/retry_now.lua")),
@@ -71,7 +73,7 @@ pub(super) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
 });
 
 impl Scripts {
-    fn all(&self) -> [&Lua; 15] {
+    fn all(&self) -> [&Lua; 16] {
         [
             &self.lead_clicks,
             &self.enqueue,
@@ -84,6 +86,7 @@ impl Scripts {
             &self.unbind_identity,
             &self.patch_link,
             &self.create_message,
+            &self.index_message,
             &self.move_due,
             &self.finish,
             &self.retry_now,

@@ -156,6 +156,20 @@ impl TestApp {
         }
     }
 
+    /// The URLs of the Redis (the primaries of a cluster, comma-separated) this app
+    /// started on; `None` on the embedded store or a Redis it shares.
+    pub fn redis_urls(&self) -> Option<String> {
+        if let Some(redis) = self.running.redis.lock().unwrap().as_ref() {
+            return Some(redis.url());
+        }
+        (self.running.cluster.lock().unwrap().as_ref()).map(|cluster| cluster.urls())
+    }
+
+    /// The embedded store's directory; `None` on Redis.
+    pub fn data_dir(&self) -> Option<std::path::PathBuf> {
+        (self.running._data_dir.as_ref()).map(|dir| dir.path().to_owned())
+    }
+
     pub async fn stop(self) {
         self.running.stop().await;
     }
