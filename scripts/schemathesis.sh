@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs schemathesis, every check, against the released binary on each store: the embedded
+# Validates the OpenAPI document (openapi-spec-validator), then runs schemathesis, every
+# check, against the released binary on each store: the embedded
 # store, a private redis-server on a free port, and a private Redis Cluster (three
 # primaries, a replica each). Fails on any failure.
 #
@@ -55,6 +56,10 @@ run() {
     "$binary" > "$work/$name/akti.log" 2>&1 &
   pids+=($!)
   wait_for "http://127.0.0.1:$admin/healthz"
+  # The document itself, webhooks included, against the OpenAPI 3.1 specification.
+  curl -sf -H "Authorization: Bearer $token" "http://127.0.0.1:$admin/v1/openapi.json" \
+    > "$work/$name/openapi.json"
+  "$venv/bin/openapi-spec-validator" "$work/$name/openapi.json"
   echo "schemathesis: $name store" >&2
   if ! "$venv/bin/st" --config-file tests/schemathesis/schemathesis.toml run \
       "http://127.0.0.1:$admin/v1/openapi.json" \

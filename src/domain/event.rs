@@ -50,22 +50,37 @@ struct Envelope<'a, D: Serialize> {
     data: D,
 }
 
-#[derive(Serialize)]
+// The structs below render the bodies and, through `ToSchema`, describe them in the
+// OpenAPI document's `webhooks` (`http::openapi`): the document cannot drift from the wire.
+
+/// Every event's `metadata`.
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct Metadata<'a> {
+#[schema(as = EventMetadata)]
+pub(crate) struct Metadata<'a> {
+    #[schema(example = "2026-02-09")]
     api_version: &'static str,
+    #[schema(value_type = String, example = "lead.link_clicked",
+        pattern = "^lead\\.link_(sent|delivered|clicked)$")]
     event_type: &'static str,
     campaign_id: &'a str,
+    /// When it happened (a status report's `at` when given), RFC 3339 in UTC with
+    /// milliseconds.
+    #[schema(example = "2026-02-09T12:00:00.000Z")]
     event_time: String,
 }
 
-#[derive(Serialize)]
+/// `lead.link_clicked`'s `data`: a lead's human click that opened a dedup window.
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct ClickedData<'a> {
+#[schema(as = LinkClickedData)]
+pub(crate) struct ClickedData<'a> {
+    /// E.164.
     phone: &'a str,
     /// Present when the lead has one, left out (not `null`) when it has none.
     #[serde(skip_serializing_if = "Option::is_none")]
     external_lead_id: Option<&'a str>,
+    /// The link's destination (its `url`, whatever device destination the click took).
     url: &'a str,
     short_url: &'a str,
 }
@@ -95,21 +110,29 @@ fn render<D: Serialize>(
     }
 }
 
-#[derive(Serialize)]
+/// `lead.link_sent`'s `data`: one per short link of a message reported sent.
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct SentData<'a> {
+#[schema(as = LinkSentData)]
+pub(crate) struct SentData<'a> {
     phone: &'a str,
+    /// Left out when the lead has none.
     #[serde(skip_serializing_if = "Option::is_none")]
     external_lead_id: Option<&'a str>,
+    /// The short link that was sent.
     url: &'a str,
 }
 
-#[derive(Serialize)]
+/// `lead.link_delivered`'s `data`: a message holding short links reported delivered.
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct DeliveredData<'a> {
+#[schema(as = LinkDeliveredData)]
+pub(crate) struct DeliveredData<'a> {
     phone: &'a str,
+    /// Left out when the lead has none.
     #[serde(skip_serializing_if = "Option::is_none")]
     external_lead_id: Option<&'a str>,
+    /// The whole rewritten message body.
     message: &'a str,
 }
 

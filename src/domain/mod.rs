@@ -28,6 +28,8 @@ pub use click::{CampaignCount, ClickCounts, ClickOutcome, Count, Counted, LeadCl
 pub use event::{
     API_VERSION, ClickedLead, Event, EventType, link_clicked, link_delivered, links_sent,
 };
+/// The event bodies' parts, for the OpenAPI document's `webhooks`.
+pub(crate) use event::{ClickedData, DeliveredData, Metadata as EventMetadata, SentData};
 pub use ids::{
     CampaignId, EventId, ExternalLeadId, MessageId, ShortCode, SubscriptionId, random_bytes,
     random_id,

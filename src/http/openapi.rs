@@ -8,12 +8,18 @@
 //! name their own server, `AKTI_BASE_URL`, since they are not served where the document is.
 
 use super::error::ErrorBody;
-use utoipa::OpenApi as _;
-use utoipa::openapi::path::{Operation, ParameterIn};
+use crate::domain::{ClickedData, DeliveredData, EventMetadata, EventType, SentData};
+use utoipa::openapi::path::{
+    HttpMethod, Operation, OperationBuilder, ParameterBuilder, ParameterIn, PathItem,
+};
+use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::server::Server;
 use utoipa::openapi::{Components, ContentBuilder, OpenApi, Ref, RefOr};
+use utoipa::openapi::{Paths, PathsBuilder, Required};
+use utoipa::{OpenApi as _, ToSchema};
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
@@ -89,7 +95,103 @@ pub fn document(admin: OpenApi, base_url: &str) -> OpenApi {
             complete(path, operation);
         }
     }
+    doc.webhooks = Some(webhooks(components_of(&mut doc)));
     doc
+}
+
+fn components_of(doc: &mut OpenApi) -> &mut Components {
+    doc.components.get_or_insert_with(Components::default)
+}
+
+/// The three events as a receiver gets them (OpenAPI 3.1 `webhooks`), their bodies
+/// described by the very types that render them; the schemas go into `components`.
+fn webhooks(components: &mut Components) -> Paths {
+    fn add<T: ToSchema>(components: &mut Components) -> String {
+        let name = T::name().into_owned();
+        components.schemas.insert(name.clone(), T::schema());
+        name
+    }
+    let metadata = add::<EventMetadata>(components);
+    let events = [
+        (
+            EventType::LinkSent,
+            add::<SentData>(components),
+            "A message holding the lead's short link was reported sent: one event per short link.",
+        ),
+        (
+            EventType::LinkDelivered,
+            add::<DeliveredData>(components),
+            "A message holding short links was reported delivered.",
+        ),
+        (
+            EventType::LinkClicked,
+            add::<ClickedData>(components),
+            "A lead's human click opened a dedup window (at most one per lead and link per AKTI_DEDUP_WINDOW).",
+        ),
+    ];
+    let mut paths = PathsBuilder::new();
+    for (event, data, description) in events {
+        let body = ObjectBuilder::new()
+            .property("metadata", Ref::from_schema_name(&metadata))
+            .property("data", Ref::from_schema_name(&data))
+            .required("metadata")
+            .required("data");
+        let operation = OperationBuilder::new()
+            .summary(Some(event.as_str()))
+            .description(Some(description))
+            .operation_id(Some(event.as_str().replace('.', "_")))
+            .request_body(Some(
+                RequestBodyBuilder::new()
+                    .content(
+                        "application/json",
+                        ContentBuilder::new().schema(Some(body)).build(),
+                    )
+                    .required(Some(Required::True))
+                    .build(),
+            ))
+            .parameters(Some(signature_headers()))
+            .response(
+                "2XX",
+                ResponseBuilder::new().description(
+                    "Received. Any other answer, or none within AKTI_WEBHOOK_TIMEOUT, is \
+                     retried on AKTI_WEBHOOK_RETRY_SCHEDULE.",
+                ),
+            )
+            .build();
+        paths = paths.path(event.as_str(), PathItem::new(HttpMethod::Post, operation));
+    }
+    paths.build()
+}
+
+/// The Standard Webhooks headers every delivery carries.
+fn signature_headers() -> Vec<utoipa::openapi::path::Parameter> {
+    let header = |name: &str, kind: Type, description: &str| {
+        ParameterBuilder::new()
+            .name(name)
+            .parameter_in(ParameterIn::Header)
+            .required(Required::True)
+            .description(Some(description))
+            .schema(Some(ObjectBuilder::new().schema_type(kind)))
+            .build()
+    };
+    vec![
+        header(
+            "webhook-id",
+            Type::String,
+            "The event's id (`evt_…`), the same on every attempt: deduplicate on it.",
+        ),
+        header(
+            "webhook-timestamp",
+            Type::Integer,
+            "When this attempt was signed, in seconds since the epoch.",
+        ),
+        header(
+            "webhook-signature",
+            Type::String,
+            "`v1,` and the base64 HMAC-SHA256 of `{webhook-id}.{webhook-timestamp}.{body}`, \
+             keyed by the base64-decoded part of the subscription's secret after `whsec_`.",
+        ),
+    ]
 }
 
 /// Paths of the admin listener outside `/v1`.
@@ -171,6 +273,15 @@ fn complete(path: &str, operation: &mut Operation) {
         .any(|p| matches!(p, RefOr::T(p) if p.parameter_in == ParameterIn::Query));
     if has_query {
         shared("422", "InvalidQuery");
+    }
+    // OpenAPI requires a description of every answer; a handler's `200` with only a body
+    // says what it is by its schema.
+    for response in responses.values_mut() {
+        if let RefOr::T(response) = response
+            && response.description.is_empty()
+        {
+            response.description = "Success".to_owned();
+        }
     }
     if !path.starts_with("/v1") {
         return;

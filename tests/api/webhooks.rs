@@ -501,3 +501,84 @@ async fn events_and_the_delivery_log_are_kept_for_the_configured_retention(backe
         "nothing left to replay"
     );
 }
+
+/// The document's `webhooks` section describes what a receiver really gets: every field
+/// of every event body and every signature header, with the document's names and types.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_webhooks_describe_the_deliveries_receivers_get() {
+    let app = TestApp::spawn_with(Backend::Embedded, webhook_config).await;
+    let receiver = Receiver::start().await;
+    app.subscribe(&receiver.url, json!({})).await;
+    let body = json!({"campaignId": "c", "phone": "+15550001111", "externalLeadId": "crm-1",
+        "body": "See https://shop.test/a", "messageId": "SM-doc"});
+    let message: Value = (app
+        .admin_send(Method::POST, "/v1/messages", &body)
+        .await
+        .json()
+        .await)
+        .unwrap();
+    for status in ["sent", "delivered"] {
+        let report = json!({"status": status});
+        app.admin_send(Method::POST, "/v1/messages/SM-doc/status", &report)
+            .await;
+    }
+    app.click(message["links"][0]["code"].as_str().unwrap())
+        .await;
+    let received = receiver.wait_for(3, WAIT).await;
+    let doc: Value = (app.admin_get("/v1/openapi.json").await.json().await).unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    let schemas = &doc["components"]["schemas"];
+    let resolve = |schema: &Value| -> Value {
+        let name = schema["$ref"].as_str().expect("a reference");
+        schemas[name.trim_start_matches("#/components/schemas/")].clone()
+    };
+    let mut seen = Vec::new();
+    for delivery in &received {
+        let event = delivery.json();
+        let event_type = event["metadata"]["eventType"].as_str().unwrap().to_owned();
+        let operation = &doc["webhooks"][&event_type]["post"];
+        assert!(operation.is_object(), "{event_type} is in webhooks");
+        let envelope = &operation["requestBody"]["content"]["application/json"]["schema"];
+        for part in ["metadata", "data"] {
+            let schema = resolve(&envelope["properties"][part]);
+            let fields = event[part].as_object().unwrap();
+            let properties = schema["properties"].as_object().unwrap();
+            for (field, value) in fields {
+                let described = &properties[field.as_str()];
+                assert!(
+                    described.is_object(),
+                    "{event_type} {part}.{field} is described"
+                );
+                assert!(value.is_string(), "{event_type} {part}.{field}");
+                assert!(
+                    described["type"] == "string" || described["type"][0] == "string",
+                    "{event_type} {part}.{field}: {described}"
+                );
+            }
+            for required in schema["required"].as_array().unwrap() {
+                assert!(
+                    fields.contains_key(required.as_str().unwrap()),
+                    "{required}"
+                );
+            }
+            // externalLeadId is given, so every described field is in the body.
+            assert_eq!(
+                fields.len(),
+                properties.len(),
+                "{event_type} {part}: {schema}"
+            );
+        }
+        for header in operation["parameters"].as_array().unwrap() {
+            assert_eq!(header["in"], "header");
+            let name = header["name"].as_str().unwrap();
+            assert!(!delivery.header(name).is_empty(), "{event_type}: {name}");
+        }
+        seen.push(event_type);
+    }
+    seen.sort();
+    assert_eq!(
+        seen,
+        ["lead.link_clicked", "lead.link_delivered", "lead.link_sent"]
+    );
+    assert_eq!(doc["webhooks"].as_object().unwrap().len(), 3);
+}
