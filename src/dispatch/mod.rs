@@ -11,6 +11,10 @@
 //! (at-least-once). Outcomes are written in batches by one finisher task, one round trip
 //! per batch.
 //!
+//! A subscription with a `rateLimit` is sent to only with a send slot that the store hands
+//! out (at most the limit in any second, over all instances: `rules::take_slots`); what
+//! gets none waits, pending, without using an attempt.
+//!
 //! Each subscription may have at most [`PER_SUBSCRIPTION`] attempts in flight and
 //! [`QUEUED_PER_SUBSCRIPTION`] more waiting for a slot; a delivery beyond that is put back
 //! for a moment. So a subscriber that hangs holds only its own slots and never delays the
@@ -21,7 +25,7 @@ pub mod schedule;
 pub mod signing;
 pub mod ssrf;
 
-use crate::domain::{DeliveryOutcome, DeliveryTask};
+use crate::domain::{DeliveryOutcome, DeliveryTask, SubscriptionId};
 use crate::store::{Leased, Outbox};
 use attempt::Verdict;
 use schedule::RetrySchedule;
@@ -45,6 +49,8 @@ const CLAIM_BATCH: usize = 128;
 const CLAIM_WAIT: Duration = Duration::from_millis(500);
 /// How long a delivery over its subscription's queue waits before it is looked at again.
 const DEFER: Duration = Duration::from_millis(200);
+/// The least a delivery waiting for a send slot waits before it is looked at again.
+const MIN_PACING_WAIT: Duration = Duration::from_millis(20);
 /// Most outcomes written in one store call.
 const FINISH_BATCH: usize = 512;
 /// How often a dispatcher says it is alive, and how long each saying lasts: a dead
@@ -177,6 +183,7 @@ impl Dispatcher {
             };
             match tasks {
                 Ok(tasks) => {
+                    let tasks = self.pace(tasks, &finished).await;
                     let mut deferred = false;
                     for task in tasks {
                         deferred |= !self.start(task, &finished).await;
@@ -233,6 +240,58 @@ impl Dispatcher {
                 })
             })
             .clone()
+    }
+
+    /// Lets through the deliveries of rate-limited subscriptions that get a send slot from
+    /// the store (one request per subscription and batch); the others go back, still
+    /// pending and without using an attempt, until the oldest slot of the window frees.
+    /// Subscriptions without a limit pass untouched.
+    async fn pace(&self, tasks: Vec<Leased>, finished: &mpsc::Sender<Finished>) -> Vec<Leased> {
+        let mut wanted: HashMap<SubscriptionId, (u32, u32)> = HashMap::new();
+        for task in &tasks {
+            let sub = &task.task.subscription;
+            if let Some(rate) = sub.rate_limit {
+                wanted.entry(sub.id.clone()).or_insert((rate, 0)).1 += 1;
+            }
+        }
+        if wanted.is_empty() {
+            return tasks;
+        }
+        let mut slots: HashMap<SubscriptionId, (u32, chrono::DateTime<chrono::Utc>)> =
+            HashMap::new();
+        for (sub, (rate, count)) in wanted {
+            let slot = match self.store.take_send_slots(&sub, rate, count).await {
+                Ok(grant) => {
+                    let wait = Duration::from_millis(grant.next_free_in.max(0) as u64);
+                    (
+                        grant.granted,
+                        chrono::Utc::now() + wait.max(MIN_PACING_WAIT),
+                    )
+                }
+                Err(e) => {
+                    // Without the store's count, sending could exceed the limit.
+                    tracing::warn!(error = %e, subscription = %sub, "cannot take send slots; waiting");
+                    (0, chrono::Utc::now() + Duration::from_secs(1))
+                }
+            };
+            slots.insert(sub, slot);
+        }
+        let mut go = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            match slots.get_mut(&task.task.subscription.id) {
+                Some((0, later)) => {
+                    let _ = finished
+                        .send((task, DeliveryOutcome::Deferred(*later)))
+                        .await;
+                }
+                Some((granted, _)) => {
+                    *granted -= 1;
+                    go.push(task);
+                }
+                None => go.push(task),
+            }
+        }
+        go
     }
 
     /// Starts an attempt, or puts the delivery back when its subscription's queue is full

@@ -14,6 +14,8 @@ pub struct Subscription {
     pub secret: String,
     pub created_at: DateTime<Utc>,
     pub disabled: bool,
+    /// Deliveries per second at most, over all instances; `None`: no limit.
+    pub rate_limit: Option<u32>,
 }
 
 impl Subscription {
@@ -77,6 +79,7 @@ pub struct SubscriptionPatch {
     pub description: Option<Option<String>>,
     pub disabled: Option<bool>,
     pub secret: Option<String>,
+    pub rate_limit: Option<Option<u32>>,
 }
 
 impl SubscriptionPatch {
@@ -89,6 +92,9 @@ impl SubscriptionPatch {
         }
         if let Some(campaigns) = &self.campaign_ids {
             sub.filter.campaign_ids = campaigns.clone();
+        }
+        if let Some(rate_limit) = self.rate_limit {
+            sub.rate_limit = rate_limit;
         }
         if let Some(description) = &self.description {
             sub.description = description.clone();

@@ -15,6 +15,7 @@ pub struct NewSubscription {
     pub url: Destination,
     pub filter: SubscriptionFilter,
     pub description: Option<String>,
+    pub rate_limit: Option<u32>,
 }
 
 /// A change to a subscription, validated; `Some(None)` clears a filter or the description.
@@ -25,6 +26,7 @@ pub struct SubscriptionChange {
     pub campaign_ids: Option<Option<Vec<crate::domain::CampaignId>>>,
     pub description: Option<Option<String>>,
     pub disabled: Option<bool>,
+    pub rate_limit: Option<Option<u32>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +66,7 @@ impl Webhooks {
             secret: signing::new_secret(),
             created_at: now_millis(),
             disabled: false,
+            rate_limit: new.rate_limit,
         };
         self.subs.create_subscription(&sub).await?;
         Ok(sub)
@@ -97,6 +100,7 @@ impl Webhooks {
             description: change.description,
             disabled: change.disabled,
             secret: None,
+            rate_limit: change.rate_limit,
         };
         Ok(self.subs.update_subscription(id, &patch).await?)
     }

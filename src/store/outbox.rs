@@ -2,6 +2,7 @@
 //! a time, and the log of what became of each.
 
 use super::StoreError;
+use crate::domain::rules::SlotGrant;
 use crate::domain::{
     DeliveryOutcome, DeliveryRecord, DeliveryStatus, DeliveryTask, Event, EventId, Page, Position,
     SubscriptionId,
@@ -75,6 +76,15 @@ pub trait Outbox: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
 
     async fn queue_depth(&self) -> Result<QueueDepth, StoreError>;
+
+    /// Up to `wanted` slots to send to `sub`, limited to `rate` a second over every
+    /// instance sharing the store ([`crate::domain::rules::take_slots`]).
+    async fn take_send_slots(
+        &self,
+        sub: &SubscriptionId,
+        rate: u32,
+        wanted: u32,
+    ) -> Result<SlotGrant, StoreError>;
 
     /// Says that `consumer` is alive for `ttl` more. Deliveries leased to a consumer that
     /// stopped saying so are handed out again at once rather than after their lease. A

@@ -41,7 +41,7 @@ async fn deliveries(app: &TestApp, sub: &str, query: &str) -> Value {
 async fn subscriptions_can_be_created_read_listed_changed_and_deleted(backend: Backend) {
     let app = TestApp::spawn_with(backend, webhook_config).await;
     let sub = app
-        .subscribe("https://crm.test/hook", json!({"eventTypes": ["lead.link_clicked"], "campaignIds": ["a", "b"], "description": "CRM"}))
+        .subscribe("https://crm.test/hook", json!({"eventTypes": ["lead.link_clicked"], "campaignIds": ["a", "b"], "description": "CRM", "rateLimit": 50}))
         .await;
     let keys: HashSet<&str> = sub
         .as_object()
@@ -59,7 +59,8 @@ async fn subscriptions_can_be_created_read_listed_changed_and_deleted(backend: B
             "description",
             "secret",
             "createdAt",
-            "disabled"
+            "disabled",
+            "rateLimit"
         ])
     );
     let id = sub["id"].as_str().unwrap();
@@ -68,6 +69,7 @@ async fn subscriptions_can_be_created_read_listed_changed_and_deleted(backend: B
     assert_eq!(sub["eventTypes"], json!(["lead.link_clicked"]));
     assert_eq!(sub["campaignIds"], json!(["a", "b"]));
     assert_eq!(sub["disabled"], false);
+    assert_eq!(sub["rateLimit"], 50);
     let secret = sub["secret"].as_str().unwrap();
     let key = base64::Engine::decode(
         &base64::engine::general_purpose::STANDARD,
@@ -80,6 +82,7 @@ async fn subscriptions_can_be_created_read_listed_changed_and_deleted(backend: B
     assert_eq!(bare["eventTypes"], Value::Null);
     assert_eq!(bare["campaignIds"], Value::Null);
     assert_eq!(bare["description"], Value::Null);
+    assert_eq!(bare["rateLimit"], Value::Null);
 
     let got: Value = app
         .admin_get(&format!("/v1/webhooks/{id}"))
@@ -109,7 +112,7 @@ async fn subscriptions_can_be_created_read_listed_changed_and_deleted(backend: B
         .admin_send(
             Method::PATCH,
             &format!("/v1/webhooks/{id}"),
-            &json!({"eventTypes": null, "description": null, "disabled": true}),
+            &json!({"eventTypes": null, "description": null, "disabled": true, "rateLimit": null}),
         )
         .await
         .json()
@@ -117,6 +120,7 @@ async fn subscriptions_can_be_created_read_listed_changed_and_deleted(backend: B
         .unwrap();
     assert_eq!(patched["eventTypes"], Value::Null);
     assert_eq!(patched["description"], Value::Null);
+    assert_eq!(patched["rateLimit"], Value::Null);
     assert_eq!(patched["campaignIds"], json!(["a", "b"]));
     assert_eq!(patched["disabled"], true);
     assert_eq!(patched["secret"], sub["secret"]);
@@ -162,6 +166,18 @@ async fn invalid_subscriptions_are_422(backend: Backend) {
         (
             json!({"url": "https://x.test/", "description": "d".repeat(1025)}),
             "invalid_description",
+        ),
+        (
+            json!({"url": "https://x.test/", "rateLimit": 0}),
+            "invalid_rate_limit",
+        ),
+        (
+            json!({"url": "https://x.test/", "rateLimit": 10_001}),
+            "invalid_rate_limit",
+        ),
+        (
+            json!({"url": "https://x.test/", "rateLimit": 2.5}),
+            "invalid_body",
         ),
         (
             json!({"url": "https://x.test/", "secret": "mine"}),
@@ -581,4 +597,89 @@ async fn the_openapi_webhooks_describe_the_deliveries_receivers_get() {
         ["lead.link_clicked", "lead.link_delivered", "lead.link_sent"]
     );
     assert_eq!(doc["webhooks"].as_object().unwrap().len(), 3);
+}
+
+crate::on_shared_redis!(a_rate_limit_holds_over_two_dispatching_instances);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limit_holds_on_the_embedded_store() {
+    let app = TestApp::spawn_with(Backend::Embedded, webhook_config).await;
+    paced_deliveries(&app, &app).await;
+}
+
+async fn a_rate_limit_holds_over_two_dispatching_instances(backend: Backend) {
+    let redis = crate::helpers::SharedRedis::start(backend).await;
+    let a = TestApp::spawn_on(redis.store(), webhook_config).await;
+    let b = TestApp::spawn_on(redis.store(), webhook_config).await;
+    paced_deliveries(&a, &b).await;
+}
+
+/// 300 events to a subscription limited to 50 a second and to one without a limit:
+/// the first gets them over about six seconds and never more than 50 within a second,
+/// each delivered at its first attempt; the other is not held back by it.
+async fn paced_deliveries(a: &TestApp, b: &TestApp) {
+    let limited = Receiver::start().await;
+    let free = Receiver::start().await;
+    let sub = a.subscribe(&limited.url, json!({"rateLimit": 50})).await;
+    assert_eq!(sub["rateLimit"], 50);
+    let sub = sub["id"].as_str().unwrap().to_owned();
+    a.subscribe(&free.url, json!({})).await;
+    let leads: Vec<Value> = (0..300)
+        .map(|i| json!({"phone": format!("+1666{i:07}")}))
+        .collect();
+    let body = json!({"campaignId": "burst", "url": "https://shop.test/", "leads": leads});
+    let links: Value = (a
+        .admin_send(Method::POST, "/v1/links/bulk", &body)
+        .await
+        .json()
+        .await)
+        .unwrap();
+    let start = std::time::Instant::now();
+    for (i, link) in links["links"].as_array().unwrap().iter().enumerate() {
+        let app = if i % 2 == 0 { a } else { b };
+        app.click(link["code"].as_str().unwrap()).await;
+    }
+    let unlimited = free.wait_for(300, Duration::from_secs(30)).await;
+    let got = limited.wait_for(300, Duration::from_secs(30)).await;
+    let times: Vec<Duration> = {
+        let mut t: Vec<Duration> = got.iter().map(|r| r.at - start).collect();
+        t.sort();
+        t
+    };
+    for (i, first) in times.iter().enumerate() {
+        let within = times[i..]
+            .iter()
+            .take_while(|t| **t < *first + Duration::from_secs(1))
+            .count();
+        assert!(
+            within <= 50,
+            "{within} deliveries in the second from {first:?}"
+        );
+    }
+    // 300 at 50 a second cannot take less than five seconds (the first 50 at once).
+    let spread = *times.last().unwrap() - times[0];
+    assert!(
+        spread >= Duration::from_millis(4_900),
+        "all 300 within {spread:?}"
+    );
+    let free_last = unlimited.iter().map(|r| r.at).max().unwrap() - start;
+    eprintln!(
+        "paced: 300 deliveries over {spread:?} (the unlimited subscription's last at {free_last:?})"
+    );
+    assert!(
+        free_last < *times.last().unwrap(),
+        "the unlimited subscription was held back: its last at {free_last:?}"
+    );
+    // Waiting used no attempt.
+    a.drain().await;
+    let log = deliveries(a, &sub, "?status=delivered&limit=1000").await;
+    let log = log["deliveries"].as_array().unwrap();
+    assert_eq!(log.len(), 300);
+    for delivery in log {
+        assert_eq!(
+            delivery["attempts"].as_array().unwrap().len(),
+            1,
+            "{delivery}"
+        );
+    }
 }

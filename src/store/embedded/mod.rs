@@ -40,7 +40,13 @@ pub struct EmbeddedStore {
     reading: Arc<tokio::sync::Semaphore>,
     /// Wakes the dispatcher when a delivery becomes due now.
     due: Arc<tokio::sync::Notify>,
+    /// The send slots of rate-limited subscriptions taken in the last second: in memory,
+    /// as one process is all that sends from this store.
+    send_slots: Arc<Mutex<SendSlots>>,
 }
+
+type SendSlots =
+    std::collections::HashMap<crate::domain::SubscriptionId, std::collections::VecDeque<i64>>;
 
 impl EmbeddedStore {
     /// Opens (creating if needed) `<data_dir>/akti-link.sqlite3` and starts the writer, and
@@ -70,6 +76,7 @@ impl EmbeddedStore {
             readers: Arc::default(),
             reading: Arc::new(tokio::sync::Semaphore::new(MAX_READERS)),
             due: Arc::default(),
+            send_slots: Arc::default(),
         })
     }
 
@@ -164,7 +171,7 @@ fn corrupt(what: impl std::fmt::Display) -> StoreError {
 
 /// Columns added since a table was first created: files written by an earlier version
 /// get them when opened.
-const ADDED_COLUMNS: [(&str, &str, &str); 9] = [
+const ADDED_COLUMNS: [(&str, &str, &str); 10] = [
     ("windows", "event_id", "TEXT NOT NULL DEFAULT ''"),
     ("link_stats", "first_clicked_at", "INTEGER"),
     ("link_stats", "delivered_at", "INTEGER"),
@@ -178,6 +185,7 @@ const ADDED_COLUMNS: [(&str, &str, &str); 9] = [
     ("links", "android_url", "TEXT"),
     ("links", "forward_query", "INTEGER NOT NULL DEFAULT 0"),
     ("links", "liveness_set_at", "INTEGER"),
+    ("subscriptions", "rate_limit", "INTEGER"),
 ];
 
 /// Brings a file written by an earlier version up to `schema.sql`.

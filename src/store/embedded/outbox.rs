@@ -3,6 +3,7 @@
 
 use super::subscriptions::find_subscription;
 use super::{EmbeddedStore, corrupt, sqlite};
+use crate::domain::rules::SlotGrant;
 use crate::domain::{
     Attempt, DeliveryOutcome, DeliveryRecord, DeliveryStatus, DeliveryTask, Event, EventId,
     EventType, Page, Position, Subscription, SubscriptionId, from_millis, now_millis, rules,
@@ -191,6 +192,21 @@ fn record_from_row(row: &rusqlite::Row<'_>) -> Result<DeliveryRecord, StoreError
 
 #[async_trait]
 impl Outbox for EmbeddedStore {
+    async fn take_send_slots(
+        &self,
+        sub: &SubscriptionId,
+        rate: u32,
+        wanted: u32,
+    ) -> Result<SlotGrant, StoreError> {
+        let mut slots = self.send_slots.lock().unwrap_or_else(|p| p.into_inner());
+        let taken = slots.entry(sub.clone()).or_default();
+        let grant = rules::take_slots(taken, now_millis().timestamp_millis(), rate, wanted);
+        if taken.is_empty() {
+            slots.remove(sub);
+        }
+        Ok(grant)
+    }
+
     async fn enqueue_events(&self, events: &[Event]) -> Result<(), StoreError> {
         let events = events.to_vec();
         self.write(move |conn| {

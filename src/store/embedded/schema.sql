@@ -76,7 +76,8 @@ CREATE TABLE IF NOT EXISTS subscriptions (
     description  TEXT,
     secret       TEXT    NOT NULL,
     created_at   INTEGER NOT NULL,
-    disabled     INTEGER NOT NULL DEFAULT 0
+    disabled     INTEGER NOT NULL DEFAULT 0,
+    rate_limit   INTEGER            -- deliveries per second; NULL for no limit
 );
 CREATE INDEX IF NOT EXISTS subscriptions_in_order ON subscriptions (created_at, id);
 CREATE TABLE IF NOT EXISTS events (

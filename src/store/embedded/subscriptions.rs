@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use rusqlite::{Connection, params};
 
 const SUB_COLUMNS: &str =
-    "id, url, event_types, campaign_ids, description, secret, created_at, disabled";
+    "id, url, event_types, campaign_ids, description, secret, created_at, disabled, rate_limit";
 
 /// A filter list as a JSON array; `None` (every one) as NULL.
 fn json_list<'a>(
@@ -63,6 +63,7 @@ fn sub_from_row(row: &rusqlite::Row<'_>) -> Result<Subscription, StoreError> {
         secret: row.get(5).map_err(sqlite)?,
         created_at: from_millis(row.get(6).map_err(sqlite)?),
         disabled: row.get(7).map_err(sqlite)?,
+        rate_limit: row.get(8).map_err(sqlite)?,
         id: SubscriptionId::from_trusted(id),
     })
 }
@@ -110,7 +111,8 @@ impl SubscriptionStore for EmbeddedStore {
         self.write(move |conn| {
             conn.execute(
                 "INSERT INTO subscriptions (id, url, event_types, campaign_ids, description, \
-                 secret, created_at, disabled) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                 secret, created_at, disabled, rate_limit) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 params![
                     sub.id.as_str(),
                     sub.url,
@@ -119,7 +121,8 @@ impl SubscriptionStore for EmbeddedStore {
                     sub.description,
                     sub.secret,
                     sub.created_at.timestamp_millis(),
-                    sub.disabled
+                    sub.disabled,
+                    sub.rate_limit
                 ],
             )
             .map(drop)
@@ -171,7 +174,7 @@ impl SubscriptionStore for EmbeddedStore {
             let (types, campaigns) = columns(&sub)?;
             conn.execute(
                 "UPDATE subscriptions SET url = ?2, event_types = ?3, campaign_ids = ?4, \
-                 description = ?5, secret = ?6, disabled = ?7 WHERE id = ?1",
+                 description = ?5, secret = ?6, disabled = ?7, rate_limit = ?8 WHERE id = ?1",
                 params![
                     id.as_str(),
                     sub.url,
@@ -179,7 +182,8 @@ impl SubscriptionStore for EmbeddedStore {
                     campaigns,
                     sub.description,
                     sub.secret,
-                    sub.disabled
+                    sub.disabled,
+                    sub.rate_limit
                 ],
             )
             .map_err(sqlite)?;

@@ -50,6 +50,7 @@
 //! | `akti:{subs}:order` | sorted set | each subscription's list position at score 0 |
 //! | `akti:{campaigns}:created` | hash | campaign id → when its first link was created (ms) |
 //! | `akti:{campaigns}:order` | sorted set | each campaign's list position `<created ms, 13 digits>:<campaign>` at score 0 |
+//! | `akti:slots:{<sub id>}` | sorted set | the send slots a rate-limited subscription was handed in the last second (`lua/take_slots.lua`), by time |
 //! | `akti:instance:<consumer>` | string | the heartbeat of a live instance's dispatcher; expires when it stops |
 //!
 //! A delivery is in its partition's `ready` (due, or leased to a dispatcher until it
@@ -106,6 +107,10 @@ pub fn identity(campaign: &CampaignId, phone: Option<&Phone>, url: &Destination)
 
 pub fn phone_index(phone: &Phone) -> String {
     format!("akti:index:phone:{{{}}}", phone.as_str())
+}
+
+pub fn send_slots(sub: &str) -> String {
+    format!("akti:slots:{{{sub}}}")
 }
 
 pub fn phone_messages(phone: &Phone) -> String {

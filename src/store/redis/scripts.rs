@@ -47,6 +47,7 @@ pub(super) struct Scripts {
     pub patch_link: Lua,
     pub create_message: Lua,
     pub index_message: Lua,
+    pub take_slots: Lua,
     pub move_due: Lua,
     pub finish: Lua,
     pub retry_now: Lua,
@@ -66,6 +67,7 @@ pub(super) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     patch_link: Lua::new(include_str!("lua/patch_link.lua")),
     create_message: Lua::new(include_str!("lua/create_message.lua")),
     index_message: Lua::new(include_str!("lua/index_message.lua")),
+    take_slots: Lua::new(include_str!("lua/take_slots.lua")),
     move_due: Lua::new(include_str!("lua/move_due.lua")),
     finish: Lua::new(include_str!("lua/finish.lua")),
     retry_now: Lua::new(include_str!("lua/retry_now.lua")),
@@ -73,7 +75,7 @@ pub(super) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
 });
 
 impl Scripts {
-    fn all(&self) -> [&Lua; 16] {
+    fn all(&self) -> [&Lua; 17] {
         [
             &self.lead_clicks,
             &self.enqueue,
@@ -87,6 +89,7 @@ impl Scripts {
             &self.patch_link,
             &self.create_message,
             &self.index_message,
+            &self.take_slots,
             &self.move_due,
             &self.finish,
             &self.retry_now,

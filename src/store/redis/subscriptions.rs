@@ -26,6 +26,8 @@ struct SubRecord {
     description: Option<String>,
     secret: String,
     created_at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rate_limit: Option<u32>,
 }
 
 fn encode(sub: &Subscription) -> Result<String, StoreError> {
@@ -38,6 +40,7 @@ fn encode(sub: &Subscription) -> Result<String, StoreError> {
         description: sub.description.clone(),
         secret: sub.secret.clone(),
         created_at: sub.created_at.timestamp_millis(),
+        rate_limit: sub.rate_limit,
     };
     serde_json::to_string(&record).map_err(StoreError::bug)
 }
@@ -69,6 +72,7 @@ fn decode(
         secret: r.secret,
         created_at: from_millis(r.created_at),
         disabled: filter.is_some_and(|f| f.starts_with('1')),
+        rate_limit: r.rate_limit,
     })
 }
 

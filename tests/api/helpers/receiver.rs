@@ -9,6 +9,8 @@ use std::time::Duration;
 pub struct Received {
     pub headers: axum::http::HeaderMap,
     pub body: String,
+    /// When it arrived.
+    pub at: std::time::Instant,
 }
 
 impl Received {
@@ -77,11 +79,11 @@ impl Receiver {
             axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
                 let state = handler_state.clone();
                 async move {
-                    state
-                        .received
-                        .lock()
-                        .unwrap()
-                        .push(Received { headers, body });
+                    state.received.lock().unwrap().push(Received {
+                        headers,
+                        body,
+                        at: std::time::Instant::now(),
+                    });
                     let reply = state
                         .scripted
                         .lock()

@@ -80,5 +80,6 @@ fn subscription(id: &str) -> Subscription {
         secret: akti_link::dispatch::signing::new_secret(),
         created_at: akti_link::domain::now_millis(),
         disabled: false,
+        rate_limit: None,
     }
 }

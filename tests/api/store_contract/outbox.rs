@@ -10,7 +10,36 @@ on_every_store!(
     the_delivery_log_pages_through_events_of_the_same_millisecond,
     deliveries_of_a_disabled_subscription_are_released_as_failed,
     an_outcome_written_twice_is_recorded_once,
+    send_slots_follow_the_rate_rule,
 );
+
+/// Both stores hand out send slots as `rules::take_slots` says (the cases a few
+/// milliseconds apart, well inside one window).
+async fn send_slots_follow_the_rate_rule(backend: Backend) {
+    use akti_link::domain::SubscriptionId;
+    use akti_link::domain::rules::RATE_WINDOW_MS;
+    let f = open(backend);
+    let (a, b) = (
+        SubscriptionId::from_trusted("sub_a".into()),
+        SubscriptionId::from_trusted("sub_b".into()),
+    );
+    let first = f.store.take_send_slots(&a, 50, 30).await.unwrap();
+    assert_eq!((first.granted, first.next_free_in), (30, 0));
+    let second = f.store.take_send_slots(&a, 50, 30).await.unwrap();
+    assert_eq!(second.granted, 20);
+    assert!(
+        (1..=RATE_WINDOW_MS).contains(&second.next_free_in),
+        "{second:?}"
+    );
+    assert_eq!(f.store.take_send_slots(&a, 50, 1).await.unwrap().granted, 0);
+    // A lower limit grants nothing while the window holds more; other subscriptions have
+    // their own slots.
+    assert_eq!(f.store.take_send_slots(&a, 10, 1).await.unwrap().granted, 0);
+    assert_eq!(
+        f.store.take_send_slots(&b, 10, 12).await.unwrap().granted,
+        10
+    );
+}
 
 /// Many events of one millisecond, most of them filtered out: every page terminates and
 /// each delivery appears exactly once.

@@ -28,6 +28,8 @@ pub struct WebhookBody {
     created_at: String,
     /// True after a subscriber answered 410, or when disabled by PATCH.
     disabled: bool,
+    /// Deliveries per second at most, over all instances; `null`: no limit.
+    rate_limit: Option<u32>,
 }
 
 impl From<&Subscription> for WebhookBody {
@@ -49,6 +51,7 @@ impl From<&Subscription> for WebhookBody {
             secret: s.secret.clone(),
             created_at: format_time(&s.created_at),
             disabled: s.disabled,
+            rate_limit: s.rate_limit,
         }
     }
 }
@@ -66,6 +69,10 @@ pub struct CreateWebhook {
     campaign_ids: Option<Vec<String>>,
     #[schema(max_length = 1024)]
     description: Option<String>,
+    /// Deliveries per second at most (1 to 10,000), over all instances; what waits for
+    /// it stays pending and uses no attempt. Leave out (or `null`) for no limit.
+    #[schema(minimum = 1, maximum = 10000)]
+    rate_limit: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -86,6 +93,10 @@ pub struct PatchWebhook {
     description: Option<Option<String>>,
     /// `false` re-enables a subscription disabled by a 410.
     disabled: Option<bool>,
+    /// `null` removes the limit; effective within a second.
+    #[serde(default, deserialize_with = "crate::http::extract::present")]
+    #[schema(value_type = Option<u64>, minimum = 1, maximum = 10000)]
+    rate_limit: Option<Option<u64>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -215,6 +226,19 @@ fn campaign_ids(ids: Vec<String>) -> Result<Vec<CampaignId>, ApiError> {
         .collect()
 }
 
+/// The highest `rateLimit`, deliveries per second.
+const MAX_RATE_LIMIT: u64 = 10_000;
+
+fn rate_limit(limit: u64) -> Result<u32, ApiError> {
+    if !(1..=MAX_RATE_LIMIT).contains(&limit) {
+        return Err(ApiError::invalid(
+            "rateLimit",
+            "must be 1 to 10000 deliveries a second, or null for no limit",
+        ));
+    }
+    Ok(limit as u32)
+}
+
 fn description(d: String) -> Result<String, ApiError> {
     if d.chars().count() > MAX_DESCRIPTION {
         return Err(ApiError::invalid(
@@ -234,6 +258,7 @@ impl CreateWebhook {
                 campaign_ids: self.campaign_ids.map(campaign_ids).transpose()?,
             },
             description: self.description.map(description).transpose()?,
+            rate_limit: self.rate_limit.map(rate_limit).transpose()?,
         })
     }
 }
@@ -255,6 +280,9 @@ impl PatchWebhook {
                 .map(|d| d.map(description).transpose())
                 .transpose()?,
             disabled: self.disabled,
+            rate_limit: (self.rate_limit)
+                .map(|l| l.map(rate_limit).transpose())
+                .transpose()?,
         })
     }
 }

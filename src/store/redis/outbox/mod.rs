@@ -11,6 +11,7 @@ mod take_over;
 use super::keys::{self, Partition};
 use super::scripts::SCRIPTS;
 use super::{RedisStore, parse};
+use crate::domain::rules::{self, SlotGrant};
 use crate::domain::{
     DeliveryOutcome, DeliveryRecord, DeliveryStatus, Event, EventId, Page, Position,
     SubscriptionId, now_millis,
@@ -178,6 +179,24 @@ impl Outbox for RedisStore {
             depth.oldest = depth.oldest.max(age);
         }
         Ok(depth)
+    }
+
+    async fn take_send_slots(
+        &self,
+        sub: &SubscriptionId,
+        rate: u32,
+        wanted: u32,
+    ) -> Result<SlotGrant, StoreError> {
+        let mut take = SCRIPTS.take_slots.call(&[&keys::send_slots(sub.as_str())]);
+        take.arg(rate)
+            .arg(wanted)
+            .arg(rules::RATE_WINDOW_MS)
+            .arg(crate::domain::random_id("", 12));
+        let (granted, next_free_in): (u32, i64) = self.run_one(take).await?;
+        Ok(SlotGrant {
+            granted,
+            next_free_in,
+        })
     }
 
     async fn keep_alive(&self, consumer: &str, ttl: Duration) -> Result<(), StoreError> {
