@@ -10,9 +10,12 @@ of the two binaries alternates), and medians are printed as req/s and as ratios 
 from the same rounds. Uses bench/run.py's helpers, so bench/run.sh must have run once (nginx, wrk).
 BENCH_AB_ROUNDS (default 3) and BENCH_AB_SECONDS (default 8) set the rounds.
 Environment for one side only: BENCH_AB_ENV_OLD / BENCH_AB_ENV_NEW, e.g.
-"MIMALLOC_PURGE_DELAY=0".
+"MIMALLOC_PURGE_DELAY=0". Link fields for one side's links only: BENCH_AB_LINKS_OLD /
+BENCH_AB_LINKS_NEW, JSON, e.g. '{"iosUrl": "https://apps.apple.com/app/id1"}' (the same
+binary on both sides then measures what the fields cost).
 """
 
+import json
 import os
 import statistics
 import sys
@@ -37,8 +40,9 @@ def main():
         env = dict(pair.split("=", 1) for pair in extra.split())
         service = bench.Service(side, {"AKTI_REDIS_URL": redis.url}, AKTI_DEDUP_WINDOW="1h", **env)
         fresh = bench.Service(f"{side}-fresh", {"AKTI_REDIS_URL": redis.url}, AKTI_DEDUP_WINDOW="1ms", **env)
-        codes, rate = service.bulk(100_000, "repeat", "1")
-        fresh_codes, _ = fresh.bulk(100_000, "fresh", "2")
+        fields = json.loads(os.environ.get(f"BENCH_AB_LINKS_{side.upper()}", "{}"))
+        codes, rate = service.bulk(100_000, "repeat", "1", **fields)
+        fresh_codes, _ = fresh.bulk(100_000, "fresh", "2", **fields)
         bench.log(f"{side}: {binary}, bulk {rate:,.0f} links/s")
         codes_file = bench.write_codes(codes, f"ab-{side}")
         fresh_file = bench.write_codes(fresh_codes, f"ab-{side}-fresh")
