@@ -177,6 +177,10 @@ async fn invalid_subscriptions_are_422(backend: Backend) {
         ),
         (
             json!({"url": "https://x.test/", "rateLimit": 2.5}),
+            "invalid_rate_limit",
+        ),
+        (
+            json!({"url": "https://x.test/", "rateLimit": "50"}),
             "invalid_body",
         ),
         (
@@ -600,6 +604,40 @@ async fn the_openapi_webhooks_describe_the_deliveries_receivers_get() {
 }
 
 crate::on_shared_redis!(a_rate_limit_holds_over_two_dispatching_instances);
+on_every_store!(a_changed_rate_limit_applies_to_what_waits);
+
+/// Deliveries waiting for a limit of 1 a second go at once when the limit is lifted, and
+/// the ones that waited used no attempt.
+async fn a_changed_rate_limit_applies_to_what_waits(backend: Backend) {
+    let app = TestApp::spawn_with(backend, webhook_config).await;
+    let receiver = Receiver::start().await;
+    // JSON has one kind of number: 1.0 is the whole number 1.
+    let sub = app.subscribe(&receiver.url, json!({"rateLimit": 1.0})).await;
+    assert_eq!(sub["rateLimit"], 1);
+    let sub = sub["id"].as_str().unwrap().to_owned();
+    for i in 0..20 {
+        let code = link_for(&app, &format!("+1777{i:07}")).await;
+        app.click(&code).await;
+    }
+    receiver.wait_for(1, WAIT).await;
+    let waiting = deliveries(&app, &sub, "?status=pending&limit=100").await;
+    let waiting = waiting["deliveries"].as_array().unwrap().clone();
+    assert!(waiting.len() >= 15, "{} pending", waiting.len());
+    assert!(
+        waiting.iter().all(|d| d["attempts"] == json!([])),
+        "waiting used no attempt: {waiting:?}"
+    );
+    let patched = app
+        .admin_send(
+            Method::PATCH,
+            &format!("/v1/webhooks/{sub}"),
+            &json!({"rateLimit": null}),
+        )
+        .await;
+    assert_eq!(patched.status(), StatusCode::OK);
+    // At 1 a second the other 19 would take 20 s more; without a limit they go now.
+    receiver.wait_for(20, Duration::from_secs(5)).await;
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rate_limit_holds_on_the_embedded_store() {

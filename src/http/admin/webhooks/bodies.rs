@@ -71,8 +71,8 @@ pub struct CreateWebhook {
     description: Option<String>,
     /// Deliveries per second at most (1 to 10,000), over all instances; what waits for
     /// it stays pending and uses no attempt. Leave out (or `null`) for no limit.
-    #[schema(minimum = 1, maximum = 10000)]
-    rate_limit: Option<u64>,
+    #[schema(value_type = Option<u64>, minimum = 1, maximum = 10000)]
+    rate_limit: Option<serde_json::Number>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -96,7 +96,7 @@ pub struct PatchWebhook {
     /// `null` removes the limit; effective within a second.
     #[serde(default, deserialize_with = "crate::http::extract::present")]
     #[schema(value_type = Option<u64>, minimum = 1, maximum = 10000)]
-    rate_limit: Option<Option<u64>>,
+    rate_limit: Option<Option<serde_json::Number>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -229,14 +229,16 @@ fn campaign_ids(ids: Vec<String>) -> Result<Vec<CampaignId>, ApiError> {
 /// The highest `rateLimit`, deliveries per second.
 const MAX_RATE_LIMIT: u64 = 10_000;
 
-fn rate_limit(limit: u64) -> Result<u32, ApiError> {
-    if !(1..=MAX_RATE_LIMIT).contains(&limit) {
-        return Err(ApiError::invalid(
+/// A whole number of deliveries a second; JSON has one kind of number, so `50.0` is 50.
+fn rate_limit(limit: serde_json::Number) -> Result<u32, ApiError> {
+    let whole = limit.as_f64().filter(|l| l.fract() == 0.0);
+    match whole {
+        Some(l) if (1.0..=MAX_RATE_LIMIT as f64).contains(&l) => Ok(l as u32),
+        _ => Err(ApiError::invalid(
             "rateLimit",
-            "must be 1 to 10000 deliveries a second, or null for no limit",
-        ));
+            "must be a whole number from 1 to 10000 deliveries a second, or null for no limit",
+        )),
     }
-    Ok(limit as u32)
 }
 
 fn description(d: String) -> Result<String, ApiError> {
