@@ -612,7 +612,9 @@ async fn a_changed_rate_limit_applies_to_what_waits(backend: Backend) {
     let app = TestApp::spawn_with(backend, webhook_config).await;
     let receiver = Receiver::start().await;
     // JSON has one kind of number: 1.0 is the whole number 1.
-    let sub = app.subscribe(&receiver.url, json!({"rateLimit": 1.0})).await;
+    let sub = app
+        .subscribe(&receiver.url, json!({"rateLimit": 1.0}))
+        .await;
     assert_eq!(sub["rateLimit"], 1);
     let sub = sub["id"].as_str().unwrap().to_owned();
     for i in 0..20 {
