@@ -125,18 +125,37 @@ impl RedisCluster {
             .expect("redis-server is on PATH (.ci/run installs it)")
     }
 
-    /// Every live node sees the whole cluster as ok, and every replica is in sync with
-    /// its primary.
+    /// Every live node sees the whole cluster as ok, every replica is in sync with its
+    /// primary, and every node's view names the same number of live primaries (gossip
+    /// spreads the replicas' roles a moment after they are in sync).
     pub fn wait_healthy(&self) -> bool {
         wait_until(Duration::from_secs(20), || {
-            self.live_ports().all(|port| {
-                let info = cli(port, &["CLUSTER", "INFO"]);
-                let replication = cli(port, &["INFO", "replication"]);
-                info_field(&info, "cluster_state").as_deref() == Some("ok")
-                    && info_field(&info, "cluster_slots_ok").as_deref() == Some("16384")
-                    && (info_field(&replication, "role").as_deref() == Some("master")
-                        || info_field(&replication, "master_link_status").as_deref() == Some("up"))
-            })
+            let primaries = (self.live_ports())
+                .filter(|&port| {
+                    let replication = cli(port, &["INFO", "replication"]);
+                    info_field(&replication, "role").as_deref() == Some("master")
+                })
+                .count();
+            let views_agree = self.live_ports().all(|port| {
+                let nodes = cli(port, &["CLUSTER", "NODES"]);
+                let seen = (nodes.lines())
+                    .filter(|line| {
+                        let flags = line.split(' ').nth(2).unwrap_or("");
+                        flags.split(',').any(|f| f == "master") && !flags.contains("fail")
+                    })
+                    .count();
+                seen == primaries
+            });
+            views_agree
+                && self.live_ports().all(|port| {
+                    let info = cli(port, &["CLUSTER", "INFO"]);
+                    let replication = cli(port, &["INFO", "replication"]);
+                    info_field(&info, "cluster_state").as_deref() == Some("ok")
+                        && info_field(&info, "cluster_slots_ok").as_deref() == Some("16384")
+                        && (info_field(&replication, "role").as_deref() == Some("master")
+                            || info_field(&replication, "master_link_status").as_deref()
+                                == Some("up"))
+                })
         })
     }
 
