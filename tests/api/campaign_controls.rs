@@ -51,19 +51,9 @@ async fn a_campaign_patch_governs_its_links_until_a_link_says_otherwise(backend:
     assert_eq!(statuses(&app, &codes).await, [StatusCode::GONE; 3]);
     assert_eq!(statuses(&app, &other).await, [StatusCode::FOUND]);
     // The API shows the links as they answer.
-    let read: Value = (app
-        .admin_get(&format!("/v1/links/{}", codes[0]))
-        .await
-        .json()
-        .await)
-        .unwrap();
+    let read: Value = app.admin_json(&format!("/v1/links/{}", codes[0])).await;
     assert_eq!(read["disabled"], true);
-    let listed: Value = (app
-        .admin_get("/v1/links?campaignId=ending")
-        .await
-        .json()
-        .await)
-        .unwrap();
+    let listed: Value = app.admin_json("/v1/links?campaignId=ending").await;
     assert!(
         (listed["links"].as_array().unwrap().iter()).all(|l| l["disabled"] == true),
         "{listed}"
@@ -90,12 +80,7 @@ async fn a_campaign_patch_governs_its_links_until_a_link_says_otherwise(backend:
     let mut all = codes.clone();
     all.push(later);
     assert_eq!(statuses(&app, &all).await, [StatusCode::GONE; 4]);
-    let read: Value = (app
-        .admin_get(&format!("/v1/links/{}", codes[2]))
-        .await
-        .json()
-        .await)
-        .unwrap();
+    let read: Value = app.admin_json(&format!("/v1/links/{}", codes[2])).await;
     assert_eq!(read["expiresAt"], "2020-01-01T00:00:00.000Z");
     patch_campaign(&app, "ending", json!({"expiresAt": null})).await;
     assert_eq!(statuses(&app, &all).await, [StatusCode::FOUND; 4]);

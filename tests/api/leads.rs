@@ -20,6 +20,13 @@ async fn erase(app: &TestApp, phone: &str) -> reqwest::Response {
         .await
 }
 
+/// A status report for the erased lead's message.
+async fn report(app: &TestApp, status: &str) -> reqwest::Response {
+    let body = json!({"status": status});
+    app.admin_send(Method::POST, "/v1/messages/SM-erase-1/status", &body)
+        .await
+}
+
 async fn an_erased_lead_is_left_only_in_the_events_emitted_before(backend: Backend) {
     let app = TestApp::spawn_with(backend, webhook_config).await;
     let receiver = Receiver::start().await;
@@ -47,25 +54,13 @@ async fn an_erased_lead_is_left_only_in_the_events_emitted_before(backend: Backe
         assert_eq!(app.click(code).await.status(), StatusCode::FOUND);
     }
     for status in ["sent", "delivered"] {
-        let response = app
-            .admin_send(
-                Method::POST,
-                "/v1/messages/SM-erase-1/status",
-                &json!({"status": status}),
-            )
-            .await;
-        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(report(&app, status).await.status(), StatusCode::OK);
     }
     // 3 clicks, 2 link_sent, 1 link_delivered.
     receiver.wait_for(6, WAIT).await;
     app.drain().await;
     eventually("the clicks are counted", WAIT, || async {
-        let stats: Value = (app
-            .admin_get("/v1/campaigns/spring/stats")
-            .await
-            .json()
-            .await)
-            .unwrap();
+        let stats: Value = app.admin_json("/v1/campaigns/spring/stats").await;
         stats["clicks"] == 2
     })
     .await;
@@ -85,31 +80,15 @@ async fn an_erased_lead_is_left_only_in_the_events_emitted_before(backend: Backe
         let read = app.admin_get(&format!("/v1/links/{code}")).await;
         assert_eq!(read.status(), StatusCode::NOT_FOUND);
     }
-    let listed: Value = (app
-        .admin_get("/v1/links?phone=%2B15550001234")
-        .await
-        .json()
-        .await)
-        .unwrap();
+    let listed: Value = app.admin_json("/v1/links?phone=%2B15550001234").await;
     assert_eq!(listed["links"], json!([]));
-    let report = app
-        .admin_send(
-            Method::POST,
-            "/v1/messages/SM-erase-1/status",
-            &json!({"status": "delivered"}),
-        )
-        .await;
-    assert_eq!(report.status(), StatusCode::NOT_FOUND);
+    let late = report(&app, "delivered").await;
+    assert_eq!(late.status(), StatusCode::NOT_FOUND);
     // Another lead's link of the same campaign and URL is untouched; the campaign keeps
     // its counts.
     let other = other["code"].as_str().unwrap();
     assert_eq!(app.click(other).await.status(), StatusCode::FOUND);
-    let stats: Value = (app
-        .admin_get("/v1/campaigns/spring/stats")
-        .await
-        .json()
-        .await)
-        .unwrap();
+    let stats: Value = app.admin_json("/v1/campaigns/spring/stats").await;
     assert_eq!(
         (stats["clicks"].as_u64(), stats["messagesSent"].as_u64()),
         (Some(2), Some(1)),

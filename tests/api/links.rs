@@ -72,12 +72,7 @@ async fn a_created_link_carries_every_field(backend: Backend) {
     );
     assert_eq!(link["forwardQuery"], true);
     let code = link["code"].as_str().unwrap();
-    let read: Value = (app
-        .admin_get(&format!("/v1/links/{code}"))
-        .await
-        .json()
-        .await)
-        .unwrap();
+    let read: Value = app.admin_json(&format!("/v1/links/{code}")).await;
     assert_eq!(read, link, "read back as created");
     let code = link["code"].as_str().unwrap();
     assert_eq!(link["shortUrl"], format!("https://link.test/{code}"));

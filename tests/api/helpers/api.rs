@@ -76,11 +76,16 @@ impl TestApp {
         request.send().await.expect("public GET")
     }
 
-    pub async fn stats(&self, code: &str) -> Value {
-        self.admin_get(&format!("/v1/links/{code}/stats"))
+    /// `GET path` on the admin API, its body as JSON.
+    pub async fn admin_json(&self, path: &str) -> Value {
+        self.admin_get(path)
             .await
             .json()
             .await
-            .unwrap()
+            .expect("a JSON body")
+    }
+
+    pub async fn stats(&self, code: &str) -> Value {
+        self.admin_json(&format!("/v1/links/{code}/stats")).await
     }
 }
