@@ -4,7 +4,7 @@
 //!
 //! 1. [`http::public`] receives `GET /{code}` and asks the [`cache::LinkCache`] for the
 //!    link; on a miss the cache reads the [`store`] (Redis or embedded SQLite).
-//! 2. [`clicks::bots`] classifies the visitor. Bots, previews and links without a lead are
+//! 2. [`clicks::agents`] judges the visitor ([`clicks::bots`]) and its system. Bots, previews and links without a lead are
 //!    only counted; a lead's human click goes to the [`clicks::recorder`], which opens the
 //!    lead's dedup window and queues its [`events`] `lead.link_clicked` for every matching
 //!    subscription in one atomic store step, batched with the clicks around it.

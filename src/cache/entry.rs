@@ -141,8 +141,8 @@ impl CachedLink {
     /// The `Location` header for a click from `agent`, on a short URL with `query` (the
     /// request's, `None` without one). Built per redirect rather than kept: kept, it would
     /// be a second copy of the URL in every entry, to save little.
-    pub fn location(&self, agent: Option<&str>, query: Option<&str>) -> Option<HeaderValue> {
-        let destination = self.destination(agent);
+    pub fn location(&self, device: Device, query: Option<&str>) -> Option<HeaderValue> {
+        let destination = self.destination(device);
         let forwarded = query
             .filter(|_| self.forwards_query())
             .and_then(|q| with_forwarded_query(destination, q));
@@ -154,15 +154,11 @@ impl CachedLink {
         }
     }
 
-    /// The URL a click from `agent` goes to (before any forwarded query). The agent is
-    /// only looked at when the link has a device destination.
-    fn destination(&self, agent: Option<&str>) -> &str {
+    /// The URL a click from `device` goes to (before any forwarded query).
+    fn destination(&self, device: Device) -> &str {
         let ios = self.optional(usize::from(self.url_end), usize::from(self.ios_end));
         let android = self.optional(usize::from(self.ios_end), usize::from(self.android_end));
-        if ios.is_none() && android.is_none() {
-            return self.url();
-        }
-        Device::of(agent).pick(self.url(), ios, android)
+        device.pick(self.url(), ios, android)
     }
 
     /// Whether every stored destination is a valid `Location` header (the cache admits
@@ -262,7 +258,7 @@ mod tests {
         assert_eq!(full.phone(), Some("+15551234567"));
         assert_eq!(full.external_lead_id(), Some("lead-9"));
         assert_eq!(
-            full.location(None, None).unwrap(),
+            full.location(Device::Other, None).unwrap(),
             "https://example.com/a?b=c"
         );
 
@@ -278,8 +274,7 @@ mod tests {
 
     #[test]
     fn sends_each_device_to_its_destination_with_the_forwarded_query() {
-        let iphone = Some("Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X)");
-        let android = Some("Mozilla/5.0 (Linux; Android 14; Pixel 8) Chrome/131.0");
+        let (iphone, android) = (Device::Ios, Device::Android);
         let mut l = link(Some("+15551234567"), Some("lead-9"), None);
         l.routing = Routing {
             ios_url: Some(Destination::parse("https://apps.apple.com/app/id1").unwrap()),
@@ -293,7 +288,10 @@ mod tests {
             at(android, Some("s=1")),
             "https://play.google.com/x?id=a&s=1"
         );
-        assert_eq!(at(None, Some("b=d")), "https://example.com/a?b=c&b=d");
+        assert_eq!(
+            at(Device::Other, Some("b=d")),
+            "https://example.com/a?b=c&b=d"
+        );
         // The other fields still read back whole around the device URLs.
         assert_eq!(entry.url(), "https://example.com/a?b=c");
         assert_eq!(entry.phone(), Some("+15551234567"));
@@ -332,7 +330,10 @@ mod tests {
         l.routing.android_url = Some(Destination::parse(&long_url).unwrap());
         l.routing.forward_query = true;
         let entry = cached(&l);
-        assert_eq!(entry.location(None, None).unwrap(), long_url.as_str());
+        assert_eq!(
+            entry.location(Device::Other, None).unwrap(),
+            long_url.as_str()
+        );
         assert_eq!(entry.code(), "c".repeat(64));
         assert_eq!(entry.url(), long_url);
         assert_eq!(entry.phone(), Some("+123456789012345"));

@@ -66,32 +66,13 @@ pub fn warm_up() {
     classifier();
 }
 
-/// Agents remembered per thread: a campaign's clicks come from a few hundred distinct
-/// agents, so most classifications are a hash lookup instead of three regex scans.
-const REMEMBERED_AGENTS: usize = 4096;
-
-thread_local! {
-    /// aHash, keyed randomly per map: a third of SipHash's cost on a 100-byte agent, and
-    /// agents (attacker-chosen) still cannot be crafted to collide.
-    static SEEN: std::cell::RefCell<std::collections::HashMap<Box<str>, Visitor, ahash::RandomState>> =
-        std::cell::RefCell::default();
-}
-
+/// A missing or blank agent is a bot. (The redirect path remembers the answer per agent:
+/// [`super::agents::Agent::of`].)
 pub fn classify(user_agent: Option<&str>) -> Visitor {
-    let Some(agent) = user_agent.map(str::trim).filter(|a| !a.is_empty()) else {
-        return Visitor::Bot;
-    };
-    if let Some(known) = SEEN.with_borrow(|seen| seen.get(agent).copied()) {
-        return known;
+    match user_agent.map(str::trim).filter(|a| !a.is_empty()) {
+        Some(agent) => scan(agent),
+        None => Visitor::Bot,
     }
-    let visitor = scan(agent);
-    SEEN.with_borrow_mut(|seen| {
-        if seen.len() >= REMEMBERED_AGENTS {
-            seen.clear();
-        }
-        seen.insert(agent.into(), visitor);
-    });
-    visitor
 }
 
 fn scan(agent: &str) -> Visitor {

@@ -1,6 +1,7 @@
-//! Clicks: who clicked ([`bots`]), and what a click records ([`Clicks::record`]) through the
-//! [`recorder`].
+//! Clicks: who clicked ([`bots`], [`agents`]), and what a click records
+//! ([`Clicks::record`]) through the [`recorder`].
 
+pub mod agents;
 pub mod bots;
 mod counts;
 mod lead_writes;
@@ -9,7 +10,8 @@ pub mod recorder;
 use crate::cache::CachedLink;
 use crate::domain::analytics::Os;
 use crate::domain::{Counted, LeadClick, ShortCode, ShortUrls, link_clicked};
-use bots::{Visitor, classify};
+use agents::Agent;
+use bots::Visitor;
 use chrono::{DateTime, Utc};
 use recorder::ClickRecorder;
 
@@ -28,12 +30,12 @@ impl Clicks {
         }
     }
 
-    /// Classifies the visitor first, then records the click. A lead's human click returns
+    /// Records a click by `agent`. A lead's human click returns
     /// only once its event is durable (or buffered through a store outage), unless this
     /// instance knows the lead's window is open; everything else is counted without
     /// waiting. Bots and previews never touch the dedup window.
-    pub async fn record(&self, link: &CachedLink, agent: Option<&str>, at: DateTime<Utc>) {
-        let counted = match classify(agent) {
+    pub async fn record(&self, link: &CachedLink, agent: Agent, at: DateTime<Utc>) {
+        let counted = match agent.visitor {
             Visitor::Bot => Counted::Bot,
             Visitor::Human
                 if link.phone().is_none() || self.recorder.in_open_window(link.code(), at) =>
@@ -47,7 +49,7 @@ impl Clicks {
                         code: ShortCode::from_trusted(link.code()),
                         campaign_id: link.campaign_id().clone(),
                         at,
-                        os: Os::of(agent),
+                        os: agent.os,
                         event: link_clicked(&lead, at),
                     };
                     self.recorder.record_lead(click).await;
@@ -57,7 +59,7 @@ impl Clicks {
         };
         let os = match counted {
             Counted::Bot => Os::Other,
-            Counted::Human | Counted::HumanWithEvent => Os::of(agent),
+            Counted::Human | Counted::HumanWithEvent => agent.os,
         };
         self.recorder
             .count(link.code(), link.campaign_id(), counted, os, at);

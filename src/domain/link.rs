@@ -43,11 +43,10 @@ pub enum Device {
 }
 
 impl Device {
-    /// Judged from the `User-Agent` by the same substring checks that count systems
-    /// (`analytics::Os`): cheap enough for every redirect of a link with device
-    /// destinations, bots' included (a preview goes where its device would).
-    pub fn of(agent: Option<&str>) -> Device {
-        match super::analytics::Os::of(agent) {
+    /// The device of a click whose agent names system `os` (bots' and previews' too: a
+    /// preview goes where its device would).
+    pub fn of(os: super::analytics::Os) -> Device {
+        match os {
             super::analytics::Os::Ios => Device::Ios,
             super::analytics::Os::Android => Device::Android,
             _ => Device::Other,
@@ -188,6 +187,7 @@ impl ShortUrls {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::analytics::Os;
 
     const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) \
         AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1";
@@ -201,14 +201,15 @@ mod tests {
     #[test]
     fn each_device_goes_to_its_own_destination_or_else_the_url() {
         let (url, ios, android) = ("https://u/", Some("https://i/"), Some("https://a/"));
-        let pick = |agent| Device::of(agent).pick(url, ios, android);
+        let device = |agent| Device::of(Os::of(agent));
+        let pick = |agent| device(agent).pick(url, ios, android);
         assert_eq!(pick(Some(IPHONE)), "https://i/");
         assert_eq!(pick(Some(IPAD)), "https://i/");
         assert_eq!(pick(Some(ANDROID)), "https://a/");
         assert_eq!(pick(Some(WINDOWS)), "https://u/");
         assert_eq!(pick(None), "https://u/");
         // A device without its own destination goes to the url.
-        assert_eq!(Device::of(Some(IPHONE)).pick(url, None, android), url);
-        assert_eq!(Device::of(Some(ANDROID)).pick(url, ios, None), url);
+        assert_eq!(device(Some(IPHONE)).pick(url, None, android), url);
+        assert_eq!(device(Some(ANDROID)).pick(url, ios, None), url);
     }
 }

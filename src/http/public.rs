@@ -5,7 +5,8 @@ mod service;
 pub use service::PublicService;
 
 use super::AppState;
-use crate::domain::{ShortCode, now_millis};
+use crate::clicks::agents::Agent;
+use crate::domain::{Device, ShortCode, now_millis};
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -107,8 +108,9 @@ pub async fn follow(
                 return gone(state);
             }
             let agent = (headers.get(header::USER_AGENT)).and_then(|v| v.to_str().ok());
+            let agent = Agent::of(agent);
             // The cache admits only links whose URLs are header values.
-            let Some(location) = entry.location(agent, query) else {
+            let Some(location) = entry.location(Device::of(agent.os), query) else {
                 return unavailable();
             };
             if method != Method::HEAD {
