@@ -6,7 +6,7 @@
 Each binary gets its own Redis and 100,000 links on each of two instances; then nginx,
 S1 (bot clicks), S2 (human clicks in open windows) and S3 (human clicks that each open a
 window and queue an event: a 1 ms window) are measured in interleaved rounds (the order
-of the two binaries alternates), and medians are printed as req/s and as ratios to nginx
+of the two binaries alternates; every other process of ours is stopped meanwhile), and medians are printed as req/s and as ratios to nginx
 from the same rounds. Uses bench/run.py's helpers, so bench/run.sh must have run once (nginx, wrk).
 BENCH_AB_ROUNDS (default 3) and BENCH_AB_SECONDS (default 8) set the rounds.
 Environment for one side only: BENCH_AB_ENV_OLD / BENCH_AB_ENV_NEW, e.g.
@@ -31,7 +31,7 @@ SECONDS = int(os.environ.get("BENCH_AB_SECONDS", "8"))
 
 def main():
     nginx_port = bench.free_port()
-    bench.nginx(nginx_port)
+    nginx_proc = bench.nginx(nginx_port)
     services = {}
     for side, binary in binaries.items():
         bench.BIN = binary
@@ -49,17 +49,21 @@ def main():
         # Opens every lead's window, so that S2's human clicks are repeats; caches S3's links.
         bench.wrk(service.public, codes_file, bench.HUMAN, seconds=20)
         bench.wrk(fresh.public, fresh_file, bench.BOT, seconds=SECONDS)
-        services[side] = {"S1": (service, codes_file), "S2": (service, codes_file), "S3": (fresh, fresh_file)}
+        services[side] = {"S1": (service, codes_file, redis), "S2": (service, codes_file, redis),
+                          "S3": (fresh, fresh_file, redis)}
 
     rates = {}
     for r in range(ROUNDS):
         nginx_url = f"http://127.0.0.1:{nginx_port}"
-        rates.setdefault("nginx", []).append(bench.wrk(nginx_url, services["old"]["S1"][1], bench.HUMAN, SECONDS)[0])
+        with bench.Frozen(nginx_proc):
+            rates.setdefault("nginx", []).append(bench.wrk(nginx_url, services["old"]["S1"][1], bench.HUMAN, SECONDS).rps)
         for scenario, agent in [("S1", bench.BOT), ("S2", bench.HUMAN), ("S3", bench.HUMAN)]:
             for side in ["old", "new"] if r % 2 == 0 else ["new", "old"]:
-                service, codes_file = services[side][scenario]
-                rates.setdefault(f"{side} {scenario}", []).append(
-                    bench.wrk(service.public, codes_file, agent, SECONDS)[0])
+                service, codes_file, redis = services[side][scenario]
+                # Only the measured instance and its Redis run meanwhile.
+                with bench.Frozen(service.proc, redis.proc):
+                    rates.setdefault(f"{side} {scenario}", []).append(
+                        bench.wrk(service.public, codes_file, agent, SECONDS).rps)
         bench.log(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:,.0f}" for k, v in rates.items()))
     nginx = statistics.median(rates["nginx"])
     print("\n| | req/s | vs nginx |\n| --- | ---: | ---: |")

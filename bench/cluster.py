@@ -116,12 +116,12 @@ def main():
     split = None
     for r in range(ROUNDS):
         nginx_url = f"http://127.0.0.1:{nginx_port}"
-        rates.setdefault("nginx", []).append(bench.wrk(nginx_url, targets["standalone S2"][1], bench.HUMAN, SECONDS)[0])
+        rates.setdefault("nginx", []).append(bench.wrk(nginx_url, targets["standalone S2"][1], bench.HUMAN, SECONDS).rps)
         order = list(targets) if r % 2 == 0 else list(reversed(targets))
         for name in order:
             service, codes_file = targets[name]
             before = cluster.calls() if name == "cluster S3" and split is None else None
-            rates.setdefault(name, []).append(bench.wrk(service.public, codes_file, bench.HUMAN, SECONDS)[0])
+            rates.setdefault(name, []).append(bench.wrk(service.public, codes_file, bench.HUMAN, SECONDS).rps)
             if before is not None:
                 after = cluster.calls()
                 split = {p: after[p] - before.get(p, 0) for p in after}

@@ -202,17 +202,79 @@ def write_codes(codes, name):
     return path
 
 
+class Load:
+    """One wrk run: requests per second, answers that were not redirects, and how busy
+    each core was meanwhile (0..1). A server core below SATURATED means the server was
+    not the limit (the load generator was, or latency); a load core at or above it means
+    wrk itself was saturated, and a ratio then measures wrk."""
+
+    SATURATED = 0.95
+
+    def __init__(self, rps, non_redirects, server_busy, load_busy):
+        self.rps, self.non_redirects = rps, non_redirects
+        self.server_busy, self.load_busy = server_busy, load_busy
+
+    @property
+    def flags(self):
+        flags = []
+        if self.load_busy >= self.SATURATED:
+            flags.append(f"wrk saturated ({self.load_busy:.0%} of its core)")
+        if self.server_busy < self.SATURATED:
+            flags.append(f"server core only {self.server_busy:.0%} busy")
+        return flags
+
+
+def core_times():
+    """(busy, total) jiffies per core, from /proc/stat."""
+    times = {}
+    with open("/proc/stat") as f:
+        for line in f:
+            name, *fields = line.split()
+            if name.startswith("cpu") and name != "cpu":
+                values = [int(v) for v in fields]
+                idle = values[3] + values[4]
+                times[name[3:]] = (sum(values) - idle, sum(values))
+    return times
+
+
+def busy_between(before, after, cpu):
+    (busy0, total0), (busy1, total1) = before[cpu], after[cpu]
+    return (busy1 - busy0) / max(1, total1 - total0)
+
+
 def wrk(base, codes_file, agent, seconds=SECONDS):
+    before = core_times()
     out = subprocess.run(
         ["taskset", "-c", LOAD_CPU, "wrk", "-t1", "-c64", f"-d{seconds}s", "-s", LUA, base],
         env={**os.environ, "CODES": codes_file, "UA": agent}, capture_output=True, text=True,
     ).stdout
+    after = core_times()
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: (.*)", out)
     if errors:
         log(f"  wrk socket errors: {errors.group(1)}")
-    return rps, int(non2xx.group(1)) if non2xx else 0
+    return Load(rps, int(non2xx.group(1)) if non2xx else 0,
+                busy_between(before, after, SERVER_CPU), busy_between(before, after, LOAD_CPU))
+
+
+class Frozen:
+    """Stops (SIGSTOP) every process of ours but `keep` for the duration of a measurement,
+    so that idle instances' timers (counts flushes, feed markers, dispatcher polls) do not
+    run on the measured server's core."""
+
+    def __init__(self, *keep):
+        self.keep = {p.pid for p in keep}
+
+    def __enter__(self):
+        self.stopped = [p for p in PROCS if p.poll() is None and p.pid not in self.keep]
+        for p in self.stopped:
+            os.kill(p.pid, signal.SIGSTOP)
+        time.sleep(0.3)
+
+    def __exit__(self, *exc):
+        for p in self.stopped:
+            os.kill(p.pid, signal.SIGCONT)
 
 
 def nginx(port):
@@ -240,8 +302,9 @@ http {{
   }}
 }}
 """)
-    spawn(["nginx", "-c", conf, "-p", WORK], name="nginx")
+    proc = spawn(["nginx", "-c", conf, "-p", WORK], name="nginx")
     wait_for(f"http://127.0.0.1:{port}/x")
+    return proc
 
 
 def median(xs):
@@ -252,20 +315,24 @@ def main():
     results = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(), "quick": QUICK,
                "seconds": SECONDS, "rounds": ROUNDS, "links": LINKS}
     nginx_port, base_port = free_port(), free_port()
-    nginx(nginx_port)
+    nginx_proc = nginx(nginx_port)
     redis = Redis()
     stores = {
-        "redis": lambda: {"AKTI_REDIS_URL": redis.url},
-        "embedded": lambda: {"AKTI_DATA_DIR": tempfile.mkdtemp(dir=WORK)},
+        "redis": (lambda: {"AKTI_REDIS_URL": redis.url}, [redis.proc]),
+        "embedded": (lambda: {"AKTI_DATA_DIR": tempfile.mkdtemp(dir=WORK)}, []),
     }
     if "redirects" in ONLY:
-        redirects(results, stores, nginx_port, base_port)
+        redirects(results, stores, nginx_proc, nginx_port, base_port)
+    # Each later phase starts the processes it measures; the earlier ones are stopped.
     if "dispatcher" in ONLY:
-        results["dispatcher"] = {store: dispatcher(store, nginx_port) for store in stores}
+        with Frozen(nginx_proc):
+            results["dispatcher"] = {store: dispatcher(store, nginx_port) for store in stores}
     if "latency" in ONLY:
-        results["latency"] = latency(redis)
+        with Frozen(redis.proc):
+            results["latency"] = latency(redis)
     if "memory" in ONLY:
-        results["memory"] = memory()
+        with Frozen():
+            results["memory"] = memory()
     report(results)
     os.makedirs(os.path.join(ROOT, "bench/results"), exist_ok=True)
     name = time.strftime("%Y-%m-%dT%H%M", time.gmtime()) + ("-quick" if QUICK else "") + ".json"
@@ -273,10 +340,11 @@ def main():
         json.dump(results, f, indent=2)
 
 
-def redirects(results, stores, nginx_port, base_port):
-    """S1 to S3 beside nginx and the axum baseline, and S6 (bulk creation)."""
+def redirects(results, stores, nginx_proc, nginx_port, base_port):
+    """S1 to S3 beside nginx and the axum baseline, and S6 (bulk creation). Each
+    measurement runs with every other process of ours stopped (`Frozen`)."""
     targets, bulk = {}, {}
-    for store, store_env in stores.items():
+    for store, (store_env, store_procs) in stores.items():
         # S1 and S2 share an instance whose windows outlast the run; S3's window is 1 ms,
         # so that every click opens one and emits an event.
         repeat = Service(f"{store}-repeat", store_env(), AKTI_DEDUP_WINDOW="1h")
@@ -288,30 +356,44 @@ def redirects(results, stores, nginx_port, base_port):
         log(f"{store}: {LINKS} links, bulk {rate:,.0f} links/s; warming caches and windows")
         wrk(repeat.public, repeat_file, HUMAN, seconds=max(SECONDS, 20))
         wrk(fresh.public, fresh_file, BOT, seconds=SECONDS)
-        targets[f"{store} S1 no tracking (bot)"] = (repeat.public, repeat_file, BOT)
-        targets[f"{store} S2 repeat in window"] = (repeat.public, repeat_file, HUMAN)
-        targets[f"{store} S3 new window + event"] = (fresh.public, fresh_file, HUMAN)
+        targets[f"{store} S1 no tracking (bot)"] = (repeat.public, repeat_file, BOT, [repeat.proc, *store_procs])
+        targets[f"{store} S2 repeat in window"] = (repeat.public, repeat_file, HUMAN, [repeat.proc, *store_procs])
+        targets[f"{store} S3 new window + event"] = (fresh.public, fresh_file, HUMAN, [fresh.proc, *store_procs])
     baseline_codes = write_codes([f"c{i}" for i in range(LINKS)], "baseline")
-    spawn([BASELINE, f"127.0.0.1:{base_port}", baseline_codes], name="baseline")
+    baseline = spawn([BASELINE, f"127.0.0.1:{base_port}", baseline_codes], name="baseline")
     wait_for(f"http://127.0.0.1:{base_port}/c1")
+    targets = {
+        "nginx": (f"http://127.0.0.1:{nginx_port}", baseline_codes, HUMAN, [nginx_proc]),
+        "axum baseline": (f"http://127.0.0.1:{base_port}", baseline_codes, HUMAN, [baseline]),
+        **targets,
+    }
 
-    rounds = {name: [] for name in ["nginx", "axum baseline", *targets]}
+    rounds = {name: [] for name in targets}
+    warnings = []
     for r in range(ROUNDS):
         log(f"round {r + 1}/{ROUNDS}")
-        for name, port in [("nginx", nginx_port), ("axum baseline", base_port)]:
-            rounds[name].append(wrk(f"http://127.0.0.1:{port}", baseline_codes, HUMAN)[0])
-            log(f"  {name}: {rounds[name][-1]:,.0f} req/s")
-        for name, (url, codes_file, agent) in targets.items():
-            rps, bad = wrk(url, codes_file, agent)
-            if bad:
-                log(f"  {name}: {bad} non-redirect answers")
-            rounds[name].append(rps)
-            log(f"  {name}: {rps:,.0f} req/s")
-    nginx_rps, axum_rps = median(rounds["nginx"]), median(rounds["axum baseline"])
+        for name, (url, codes_file, agent, keep) in targets.items():
+            with Frozen(*keep):
+                load = wrk(url, codes_file, agent)
+            if load.non_redirects:
+                log(f"  {name}: {load.non_redirects} non-redirect answers")
+            rounds[name].append(load)
+            for flag in load.flags:
+                warnings.append(f"round {r + 1}, {name}: {flag}")
+            log(f"  {name}: {load.rps:,.0f} req/s (server core {load.server_busy:.0%}, wrk core {load.load_busy:.0%})")
+        if rounds["nginx"][-1].rps < rounds["axum baseline"][-1].rps:
+            warnings.append(f"round {r + 1}: nginx slower than bare axum: not the limit, ratios to it overstate")
+    for warning in warnings:
+        log(f"WARNING {warning}")
+    nginx_rps = median([load.rps for load in rounds["nginx"]])
+    axum_rps = median([load.rps for load in rounds["axum baseline"]])
     results["redirects"] = {
-        name: {"rps": median(v), "runs": v, "vs_nginx": median(v) / nginx_rps, "vs_axum": median(v) / axum_rps}
-        for name, v in rounds.items()
+        name: {"rps": median([x.rps for x in loads]), "runs": [x.rps for x in loads],
+               "server_busy": [x.server_busy for x in loads], "load_busy": [x.load_busy for x in loads],
+               "vs_nginx": median([x.rps for x in loads]) / nginx_rps, "vs_axum": median([x.rps for x in loads]) / axum_rps}
+        for name, loads in rounds.items()
     }
+    results["warnings"] = warnings
     results["bulk_links_per_s"] = bulk
 
 
@@ -442,6 +524,8 @@ def report(r):
         for name, v in r["redirects"].items():
             print(f"| {name} | {v['rps']:,.0f} | {v['vs_nginx']:.2f} | {v['vs_axum']:.2f} |")
         print()
+        for warning in r.get("warnings", []):
+            print(f"- WARNING {warning}")
         for store, rate in r["bulk_links_per_s"].items():
             print(f"- S6 bulk creation ({store}): {rate:,.0f} links/s")
     for store, d in r.get("dispatcher", {}).items():
