@@ -88,6 +88,34 @@ async fn an_idle_connection_outlives_the_header_timeout_but_not_the_idle_timeout
 }
 
 #[tokio::test]
+async fn a_head_begun_on_a_kept_alive_connection_gets_the_header_timeout_not_the_idle_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("AKTI_HEADER_TIMEOUT", "1s"), ("AKTI_IDLE_TIMEOUT", "120s")];
+    let binary = Binary::start(&env, dir.path()).await;
+    let mut stream = connect(&binary.public).await;
+    let mut answer = [0u8; 512];
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let n = stream.read(&mut answer).await.unwrap();
+    assert!(String::from_utf8_lossy(&answer[..n]).starts_with("HTTP/1.1 200"));
+
+    // Past the header timeout, the connection's task sleeps towards the idle deadline; a
+    // head begun then must still be held to its own, far shorter one.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .await
+        .unwrap();
+    let closed = read_until_closed(&mut stream, Duration::from_secs(30)).await;
+    assert!(
+        closed.is_some(),
+        "a stalled head on a served connection waits for the 120 s idle timeout"
+    );
+}
+
+#[tokio::test]
 async fn a_head_over_the_limit_is_refused_with_431() {
     let dir = tempfile::tempdir().unwrap();
     let binary = Binary::start(&[], dir.path()).await;
