@@ -35,11 +35,12 @@ def main():
     services = {}
     for side, binary in binaries.items():
         bench.BIN = binary
-        redis = bench.Redis()
+        # One Redis each (see `own_redis`).
+        (repeat_env, repeat_store), (fresh_env, fresh_store) = bench.own_redis(), bench.own_redis()
         extra = os.environ.get(f"BENCH_AB_ENV_{side.upper()}", "")
         env = dict(pair.split("=", 1) for pair in extra.split())
-        service = bench.Service(side, {"AKTI_REDIS_URL": redis.url}, AKTI_DEDUP_WINDOW="1h", **env)
-        fresh = bench.Service(f"{side}-fresh", {"AKTI_REDIS_URL": redis.url}, AKTI_DEDUP_WINDOW="1ms", **env)
+        service = bench.Service(side, repeat_env, AKTI_DEDUP_WINDOW="1h", **env)
+        fresh = bench.Service(f"{side}-fresh", fresh_env, AKTI_DEDUP_WINDOW="1ms", **env)
         fields = json.loads(os.environ.get(f"BENCH_AB_LINKS_{side.upper()}", "{}"))
         codes, rate = service.bulk(100_000, "repeat", "1", **fields)
         fresh_codes, _ = fresh.bulk(100_000, "fresh", "2", **fields)
@@ -49,8 +50,8 @@ def main():
         # Opens every lead's window, so that S2's human clicks are repeats; caches S3's links.
         bench.wrk(service.public, codes_file, bench.HUMAN, seconds=20)
         bench.wrk(fresh.public, fresh_file, bench.BOT, seconds=SECONDS)
-        services[side] = {"S1": (service, codes_file, redis), "S2": (service, codes_file, redis),
-                          "S3": (fresh, fresh_file, redis)}
+        services[side] = {"S1": (service, codes_file, repeat_store), "S2": (service, codes_file, repeat_store),
+                          "S3": (fresh, fresh_file, fresh_store)}
 
     rates = {}
     for r in range(ROUNDS):
@@ -59,9 +60,9 @@ def main():
             rates.setdefault("nginx", []).append(bench.wrk(nginx_url, services["old"]["S1"][1], bench.HUMAN, SECONDS).rps)
         for scenario, agent in [("S1", bench.BOT), ("S2", bench.HUMAN), ("S3", bench.HUMAN)]:
             for side in ["old", "new"] if r % 2 == 0 else ["new", "old"]:
-                service, codes_file, redis = services[side][scenario]
+                service, codes_file, store = services[side][scenario]
                 # Only the measured instance and its Redis run meanwhile.
-                with bench.Frozen(service.proc, redis.proc):
+                with bench.Frozen(service.proc, *store):
                     rates.setdefault(f"{side} {scenario}", []).append(
                         bench.wrk(service.public, codes_file, agent, SECONDS).rps)
         bench.log(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:,.0f}" for k, v in rates.items()))

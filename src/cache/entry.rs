@@ -1,7 +1,7 @@
 //! A link as the redirect path needs it, laid out to be small: the cache holds up to
 //! `AKTI_CACHE_CAPACITY` of them on every instance.
 //!
-//! Two allocations: the entry (48 bytes and the `Arc`'s counts) and one string holding the
+//! Two allocations: the entry (56 bytes and the `Arc`'s counts) and one string holding the
 //! code, URL, phone and external lead id. The campaign id is shared among all cached links
 //! of the campaign (see `LinkCache`). `created_at` is left out: no redirect or event reads
 //! it.
@@ -10,7 +10,8 @@ use crate::domain::{CampaignId, ClickedLead, Device, Gone, Link, with_forwarded_
 use axum::http::HeaderValue;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
+use std::time::Duration;
 
 /// What the cached links of one campaign share (a campaign sends to thousands of leads).
 #[derive(Debug)]
@@ -53,6 +54,10 @@ pub struct CachedLink {
     used_at: AtomicU32,
     /// The campaign's generation it was made in.
     generation: u32,
+    /// When the lead's dedup window that this instance last heard of opened (unix ms, a
+    /// click's time), or `i64::MIN`. Kept on the entry, which a redirect holds anyway, so
+    /// that knowing a repeat tap emits nothing costs no lookup.
+    window_opened_at: AtomicI64,
     /// Where the URL, the iOS URL and the Android URL end in `text`.
     url_end: u16,
     ios_end: u16,
@@ -64,9 +69,9 @@ pub struct CachedLink {
     phone_len: u8,
 }
 
-// 48 bytes and the `Arc`'s two counts fill one 64-byte allocation; a field more would
-// take the next size (80).
-const _: () = assert!(std::mem::size_of::<CachedLink>() <= 48);
+// 56 bytes and the `Arc`'s two counts take an 80-byte allocation, with room for one more
+// 8-byte field.
+const _: () = assert!(std::mem::size_of::<CachedLink>() <= 56);
 
 const FORWARD_QUERY: u8 = 0x80;
 
@@ -100,6 +105,7 @@ impl CachedLink {
             campaign,
             live_until,
             used_at: AtomicU32::new(0),
+            window_opened_at: AtomicI64::new(i64::MIN),
             url_end: url_end as u16,
             ios_end: ios_end as u16,
             android_end: (ios_end + android.len()) as u16,
@@ -115,6 +121,20 @@ impl CachedLink {
 
     pub fn campaign_id(&self) -> &CampaignId {
         &self.campaign.id
+    }
+
+    /// Learns that the lead's window opened at `at` (a later window is open longer).
+    pub fn window_opened(&self, at: DateTime<Utc>) {
+        (self.window_opened_at).fetch_max(at.timestamp_millis(), Ordering::Relaxed);
+    }
+
+    /// Whether a click at `at` falls in a dedup window of length `window` that this
+    /// instance knows open. Windows never close early, so this is exact whatever other
+    /// instances do; not knowing means asking the store.
+    pub fn in_open_window(&self, at: DateTime<Utc>, window: Duration) -> bool {
+        let opened = self.window_opened_at.load(Ordering::Relaxed);
+        opened != i64::MIN
+            && at.timestamp_millis() < opened.saturating_add(window.as_millis() as i64)
     }
 
     /// Whether its campaign has changed since it was made.
@@ -247,6 +267,27 @@ mod tests {
             link,
             Arc::new(SharedCampaign::new(link.campaign_id.clone())),
         )
+    }
+
+    #[test]
+    fn knows_a_window_open_until_its_end_and_the_latest_window_wins() {
+        let entry = cached(&link(Some("+15551234567"), None, None));
+        let window = Duration::from_secs(30);
+        assert!(
+            !entry.in_open_window(from_millis(1_000), window),
+            "nothing heard yet"
+        );
+        entry.window_opened(from_millis(10_000));
+        assert!(entry.in_open_window(from_millis(10_000), window));
+        assert!(entry.in_open_window(from_millis(39_999), window));
+        assert!(
+            !entry.in_open_window(from_millis(40_000), window),
+            "closed at its end"
+        );
+        // A later window is open longer; an answer about an older one changes nothing.
+        entry.window_opened(from_millis(50_000));
+        entry.window_opened(from_millis(10_000));
+        assert!(entry.in_open_window(from_millis(79_999), window));
     }
 
     #[test]

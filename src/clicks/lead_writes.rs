@@ -2,14 +2,14 @@
 //! (a call failed, or has taken [`STALL_AFTER`]), handlers are released at once and their
 //! clicks wait in a bounded buffer, written in order when the store answers again.
 
-use super::recorder::{Known, Pending};
+use super::recorder::{Done, Known, Pending};
 use crate::domain::{ClickOutcome, LeadClick};
 use crate::store::health::STALL_AFTER;
 use crate::store::{ClickStore, StoreError};
 use futures::future::BoxFuture;
 use std::collections::VecDeque;
 use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 /// Most lead clicks written in one store call.
 const MAX_BATCH: usize = 512;
@@ -19,9 +19,10 @@ const OUTAGE_BUFFER: usize = 100_000;
 /// A write of lead clicks the store has not answered yet.
 struct Write {
     clicks: Vec<LeadClick>,
-    /// Handlers waiting for these clicks; released when the write is answered, or once it
-    /// has taken [`STALL_AFTER`] (the clicks are then kept until the store answers).
-    waiters: Vec<oneshot::Sender<()>>,
+    /// Handlers waiting for these clicks, in their order; released when the write is
+    /// answered, or once it has taken [`STALL_AFTER`] (the clicks are then kept until the
+    /// store answers).
+    waiters: Vec<Done>,
     /// Whether the clicks are the front of the buffer (they stay there until written)
     /// rather than fresh ones.
     from_buffer: bool,
@@ -33,11 +34,19 @@ impl Write {
     fn release(&mut self) {
         release(self.waiters.drain(..));
     }
+
+    /// Releases the handlers with when their leads' windows opened.
+    fn answer(&mut self, outcomes: &[ClickOutcome]) {
+        let opened = (outcomes.iter().zip(&self.clicks)).map(|(o, c)| o.window_opened_at(c.at));
+        for (done, opened) in self.waiters.drain(..).zip(opened) {
+            let _ = done.send(Some(opened));
+        }
+    }
 }
 
-fn release(waiters: impl IntoIterator<Item = oneshot::Sender<()>>) {
+fn release(waiters: impl IntoIterator<Item = Done>) {
     for done in waiters {
-        let _ = done.send(());
+        let _ = done.send(None);
     }
 }
 
@@ -106,16 +115,17 @@ impl Writer<'_> {
         let Some(mut write) = self.writing.take() else {
             return;
         };
-        write.release();
         match answer {
             Ok(outcomes) => {
+                write.answer(&outcomes);
                 self.known.health.answered();
-                self.known.remember(&write.clicks, &outcomes);
+                self.known.counted(&write.clicks, &outcomes);
                 if write.from_buffer {
                     self.buffered.drain(..write.clicks.len());
                 }
             }
             Err(e) => {
+                write.release();
                 self.known.health.stalled();
                 tracing::warn!(error = %e, clicks = write.clicks.len(), "store unavailable: buffering clicks");
                 if !write.from_buffer {
@@ -150,12 +160,7 @@ impl Writer<'_> {
         }
     }
 
-    fn start(
-        &self,
-        clicks: Vec<LeadClick>,
-        waiters: Vec<oneshot::Sender<()>>,
-        from_buffer: bool,
-    ) -> Write {
+    fn start(&self, clicks: Vec<LeadClick>, waiters: Vec<Done>, from_buffer: bool) -> Write {
         let (store, batch, window) = (self.store.clone(), clicks.clone(), self.known.window);
         Write {
             clicks,
@@ -192,7 +197,7 @@ impl Writer<'_> {
             let Ok(outcomes) = write.answer.await else {
                 break;
             };
-            self.known.remember(&write.clicks, &outcomes);
+            self.known.counted(&write.clicks, &outcomes);
             self.buffered.drain(..write.clicks.len());
         }
         if !self.buffered.is_empty() {

@@ -38,7 +38,7 @@ impl Clicks {
         let counted = match agent.visitor {
             Visitor::Bot => Counted::Bot,
             Visitor::Human
-                if link.phone().is_none() || self.recorder.in_open_window(link.code(), at) =>
+                if link.phone().is_none() || link.in_open_window(at, self.recorder.window()) =>
             {
                 Counted::Human
             }
@@ -52,7 +52,9 @@ impl Clicks {
                         os: agent.os,
                         event: link_clicked(&lead, at),
                     };
-                    self.recorder.record_lead(click).await;
+                    if let Some(opened) = self.recorder.record_lead(click).await {
+                        link.window_opened(opened);
+                    }
                 }
                 return;
             }

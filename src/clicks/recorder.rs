@@ -9,9 +9,10 @@
 //! Two things keep the store off the path of most redirects:
 //! - Clicks that only count (bots, previews, links without a lead) are summed in memory
 //!   and written every [`COUNT_FLUSH`] ([`super::counts`]); nobody waits for them.
-//! - Every answer from the store tells when the lead's window opened. While that window is
-//!   open, a repeat click on this instance is known to emit nothing, so it only counts
-//!   (windows never close early, so this is exact, whatever other instances do).
+//! - Every answer from the store tells when the lead's window opened; the waiting handler
+//!   keeps that on the cached link ([`crate::cache::CachedLink::in_open_window`]). While
+//!   that window is open, a repeat click on this instance is known to emit nothing, so it
+//!   only counts.
 //!
 //! While the store is unreachable or stalled, lead clicks wait in a bounded in-memory
 //! buffer and the handlers are released (the contract's outage rule: cached links keep
@@ -19,7 +20,7 @@
 
 use super::{counts, lead_writes};
 use crate::domain::analytics::Os;
-use crate::domain::{CampaignId, ClickCounts, ClickOutcome, Counted, LeadClick, ShortCode};
+use crate::domain::{CampaignId, ClickCounts, ClickOutcome, Counted, LeadClick};
 use crate::store::ClickStore;
 use crate::store::health::StoreHealth;
 use chrono::{DateTime, Utc};
@@ -34,14 +35,16 @@ const QUEUE: usize = 16_384;
 pub const COUNT_FLUSH: Duration = Duration::from_millis(250);
 /// Most links with unwritten counts; beyond, counts are lost (and counted as such).
 const MAX_COUNTED_LINKS: usize = 200_000;
-/// Most lead windows remembered per instance.
-const KNOWN_WINDOWS: u64 = 200_000;
 
 /// A lead click and its waiting handler.
 pub(super) struct Pending {
     pub click: LeadClick,
-    pub done: oneshot::Sender<()>,
+    pub done: Done,
 }
+
+/// Tells a waiting handler that its click is durable (or buffered), with when the lead's
+/// window opened if the store said so.
+pub(super) type Done = oneshot::Sender<Option<DateTime<Utc>>>;
 
 /// The handle redirects use; cheap to clone.
 #[derive(Clone)]
@@ -55,8 +58,6 @@ pub(super) struct Known {
     /// Unwritten counts. A std mutex: held to add one click or to swap the map, never
     /// across an await.
     pub counts: Mutex<ClickCounts>,
-    /// When each recently clicked lead's window opened (unix ms, click time).
-    windows: moka::sync::Cache<ShortCode, i64, ahash::RandomState>,
     pub window: Duration,
     pub health: Arc<StoreHealth>,
 }
@@ -72,10 +73,6 @@ impl ClickRecorder {
         let (queue, receiver) = mpsc::channel(QUEUE);
         let known = Arc::new(Known {
             counts: Mutex::default(),
-            windows: moka::sync::Cache::builder()
-                .max_capacity(KNOWN_WINDOWS)
-                .time_to_live(window)
-                .build_with_hasher(ahash::RandomState::new()),
             window,
             health,
         });
@@ -83,18 +80,17 @@ impl ClickRecorder {
         (Self { queue, known }, task)
     }
 
-    /// Whether a lead click on `code` at `at` falls in a window this instance knows open.
-    pub fn in_open_window(&self, code: &str, at: DateTime<Utc>) -> bool {
-        let window = self.known.window.as_millis() as i64;
-        (self.known.windows.get(code)).is_some_and(|opened| at.timestamp_millis() < opened + window)
+    /// The dedup window.
+    pub fn window(&self) -> Duration {
+        self.known.window
     }
 
-    /// Records a lead click and returns once it is durable, or buffered through an outage.
-    pub async fn record_lead(&self, click: LeadClick) {
+    /// Records a lead click and returns once it is durable, or buffered through an outage;
+    /// with when the lead's window opened, if the store has answered.
+    pub async fn record_lead(&self, click: LeadClick) -> Option<DateTime<Utc>> {
         let (done, wait) = oneshot::channel();
-        if self.queue.send(Pending { click, done }).await.is_ok() {
-            let _ = wait.await;
-        }
+        self.queue.send(Pending { click, done }).await.ok()?;
+        wait.await.ok().flatten()
     }
 
     /// Counts a click nobody waits for.
@@ -138,26 +134,17 @@ impl Known {
         counts.add(code, campaign, counted, os, at);
     }
 
-    /// Learns when each written click's window opened, and counts the clicks.
-    pub(super) fn remember(&self, clicks: &[LeadClick], outcomes: &[ClickOutcome]) {
-        let now = Utc::now().timestamp_millis();
-        let window = self.window.as_millis() as i64;
+    /// Counts the written clicks.
+    pub(super) fn counted(&self, clicks: &[LeadClick], outcomes: &[ClickOutcome]) {
         let mut emitted = 0;
         for (click, outcome) in clicks.iter().zip(outcomes) {
-            let (opened, counted) = match outcome {
+            let counted = match outcome {
                 ClickOutcome::Emitted => {
                     emitted += 1;
-                    (click.at.timestamp_millis(), Counted::HumanWithEvent)
+                    Counted::HumanWithEvent
                 }
-                ClickOutcome::Deduplicated { window_opened_at } => {
-                    (window_opened_at.timestamp_millis(), Counted::Human)
-                }
+                ClickOutcome::Deduplicated { .. } => Counted::Human,
             };
-            // A window that has already closed says nothing about later clicks; with short
-            // windows, remembering it would only cost a cache insert per click.
-            if opened + window > now {
-                self.windows.insert(click.code.clone(), opened);
-            }
             self.count(
                 click.code.as_str(),
                 &click.campaign_id,

@@ -25,6 +25,16 @@ pub enum ClickOutcome {
     Emitted,
 }
 
+impl ClickOutcome {
+    /// When the window that the click at `at` fell in opened.
+    pub fn window_opened_at(&self, at: DateTime<Utc>) -> DateTime<Utc> {
+        match self {
+            Self::Deduplicated { window_opened_at } => *window_opened_at,
+            Self::Emitted => at,
+        }
+    }
+}
+
 /// Clicks that only count (bots, previews, links without a lead, and lead clicks already
 /// known to fall in an open window), summed per link and per campaign between writes.
 #[derive(Debug, Clone, Default)]
@@ -54,11 +64,11 @@ impl CampaignCount {
                 &mut self.minutes.last_mut().expect("just pushed").1
             }
         };
-        bucket.add(&match counted {
-            Counted::Bot => BucketCounts::bot_click(),
-            Counted::Human => BucketCounts::human_click(os, false),
-            Counted::HumanWithEvent => BucketCounts::human_click(os, true),
-        });
+        match counted {
+            Counted::Bot => bucket.add_bot_click(),
+            Counted::Human => bucket.add_human_click(os, false),
+            Counted::HumanWithEvent => bucket.add_human_click(os, true),
+        }
     }
 }
 

@@ -65,23 +65,17 @@ impl BucketCounts {
         self.values().iter().all(|v| *v == 0)
     }
 
-    /// A human click's part of a bucket.
-    pub fn human_click(os: Os, with_event: bool) -> Self {
-        let mut add = Self {
-            clicks: 1,
-            click_events: u64::from(with_event),
-            ..Self::default()
-        };
-        add.os[os.index()] = 1;
-        add
+    /// Counts a human click, by its system. In place: the redirect path counts every click
+    /// in its campaign's minute.
+    pub fn add_human_click(&mut self, os: Os, with_event: bool) {
+        self.clicks += 1;
+        self.click_events += u64::from(with_event);
+        self.os[os.index()] += 1;
     }
 
-    /// A bot's click's part of a bucket (bots have no system that counts).
-    pub fn bot_click() -> Self {
-        Self {
-            bot_clicks: 1,
-            ..Self::default()
-        }
+    /// Counts a bot's click (bots have no system that counts).
+    pub fn add_bot_click(&mut self) {
+        self.bot_clicks += 1;
     }
 
     fn values(&self) -> [u64; VALUES] {
