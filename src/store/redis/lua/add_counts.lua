@@ -21,14 +21,15 @@ if ARGV[5] == 'b' then
 else
   for i = 6, #ARGV, 8 do
     local key = prefix[ARGV[i]] .. ARGV[i + 1]
-    local clicks, bots, events = tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5])
-    if clicks > 0 then redis.call('HINCRBY', key, 'clicks', clicks) end
-    if bots > 0 then redis.call('HINCRBY', key, 'botClicks', bots) end
-    if events > 0 then redis.call('HINCRBY', key, 'clickEvents', events) end
+    -- Numbers go to commands as the strings given (a Lua number is formatted by printf).
+    local clicks, bots, events = ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
+    if clicks ~= '0' then redis.call('HINCRBY', key, 'clicks', clicks) end
+    if bots ~= '0' then redis.call('HINCRBY', key, 'botClicks', bots) end
+    if events ~= '0' then redis.call('HINCRBY', key, 'clickEvents', events) end
     local at, first = tonumber(ARGV[i + 6]), tonumber(ARGV[i + 7])
     local last = tonumber(redis.call('HGET', key, 'lastClickedAt') or '0')
     if at > 0 and at > last then
-      redis.call('HSET', key, 'lastClickedAt', at)
+      redis.call('HSET', key, 'lastClickedAt', ARGV[i + 6])
     end
     -- The first human click: both times are set by the first one, so a hash without
     -- lastClickedAt has never been clicked, and a click not before the latest known cannot
@@ -36,16 +37,16 @@ else
     -- first written: a click buffered in an outage comes late (its campaign's series keeps
     -- the unique click where it was first counted).
     if first > 0 and last == 0 then
-      redis.call('HSET', key, 'firstClickedAt', first)
+      redis.call('HSET', key, 'firstClickedAt', ARGV[i + 7])
       if ARGV[i] == 'l' then
         redis.call('HINCRBY', prefix.c .. ARGV[i + 2], 'uniqueClicks', 1)
         local delivered = redis.call('HGET', key, 'deliveredAt') or '0'
-        firsts[#firsts + 1] = ARGV[i + 1] .. ':' .. first .. ':' .. delivered
+        firsts[#firsts + 1] = ARGV[i + 1] .. ':' .. ARGV[i + 7] .. ':' .. delivered
       end
     elseif first > 0 and first < last then
       local known = tonumber(redis.call('HGET', key, 'firstClickedAt') or '0')
       if known == 0 or first < known then
-        redis.call('HSET', key, 'firstClickedAt', first)
+        redis.call('HSET', key, 'firstClickedAt', ARGV[i + 7])
       end
     end
   end

@@ -3,14 +3,24 @@
 -- ready stream, subscription filters hash.
 local K = {event = ARGV[1], delivery = ARGV[2], log = ARGV[3], ready = ARGV[4], filters = ARGV[5]}
 
+-- The subscriptions' filters, read once per script call: a call stores up to 64 events,
+-- and nothing changes them while it runs.
+local filters_read
+local function subscription_filters()
+  filters_read = filters_read or redis.call('HGETALL', K.filters)
+  return filters_read
+end
+
 -- Stores an event and fans it out to one delivery per enabled subscription whose filter
 -- (SubscriptionFilter::encode: '<0|1>|<,types,>|<,campaigns,>', empty lists for all)
--- takes it.
+-- takes it. `created_ms` and `retention_ms` are the decimal strings the caller was given:
+-- a Lua number passed to a command is formatted with printf, which took a tenth of
+-- Redis' time when every click stores an event.
 local function enqueue(event_id, event_type, campaign, body, created_ms, retention_ms)
   local ekey = K.event .. event_id
   redis.call('HSET', ekey, 't', event_type, 'b', body, 'at', created_ms)
   redis.call('PEXPIRE', ekey, retention_ms)
-  local filters = redis.call('HGETALL', K.filters)
+  local filters = subscription_filters()
   for i = 1, #filters, 2 do
     local sub, f = filters[i], filters[i + 1]
     local disabled, types, campaigns = string.match(f, '^(%d)|([^|]*)|(.*)$')

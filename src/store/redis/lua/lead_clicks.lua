@@ -4,11 +4,14 @@
 -- click time (ms), event id, event type, body. Answers one number per click: its click
 -- time when it opened the window (now or in an earlier write of the same click), or minus
 -- the time the window it fell in was opened.
-local windows, retention = ARGV[6], tonumber(ARGV[7])
-local window, keep = tonumber(ARGV[8]), tonumber(ARGV[9])
+-- Times go to commands as the strings given (see `enqueue`); numbers only compare.
+local windows, retention = ARGV[6], ARGV[7]
+local window = tonumber(ARGV[8])
+local window_lives = tostring(math.max(window, tonumber(ARGV[9])))
 local answers = {}
 for i = 10, #ARGV, 6 do
-  local code, campaign, at, event = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2]), ARGV[i + 3]
+  local code, campaign, at_ms, event = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local at = tonumber(at_ms)
   local wkey = windows .. code
   local held = redis.call('GET', wkey) or ''
   local opened, by = string.match(held, '^(%d+)|(.*)$')
@@ -18,8 +21,8 @@ for i = 10, #ARGV, 6 do
   elseif opened and at < opened + window then
     answers[#answers + 1] = -opened
   else
-    redis.call('SET', wkey, at .. '|' .. event, 'PX', math.max(window, keep))
-    enqueue(event, ARGV[i + 4], campaign, ARGV[i + 5], at, retention)
+    redis.call('SET', wkey, at_ms .. '|' .. event, 'PX', window_lives)
+    enqueue(event, ARGV[i + 4], campaign, ARGV[i + 5], at_ms, retention)
     answers[#answers + 1] = at
   end
 end
