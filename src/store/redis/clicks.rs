@@ -199,7 +199,8 @@ struct Counter<'a> {
 
 impl RedisStore {
     /// Lead clicks of one partition: a pipeline of script calls, and `WAIT` after them
-    /// when replicas must hold them. Answers one number per click (`lua/lead_clicks.lua`).
+    /// when replicas must hold them. Answers one number per click (`lua/lead_clicks.lua`),
+    /// and wakes this instance's dispatcher if they queued deliveries.
     async fn record_in(
         &self,
         partition: Partition,
@@ -226,9 +227,8 @@ impl RedisStore {
             }
             pipe.add_command(cmd);
         }
-        let answers: Vec<i64> = if self.wait_replicas == 0 {
-            let answers: Vec<Vec<i64>> = self.run(&pipe).await?;
-            answers.into_iter().flatten().collect()
+        let calls: Vec<Vec<i64>> = if self.wait_replicas == 0 {
+            self.run(&pipe).await?
         } else {
             // In the pipeline, WAIT keeps its route: it runs on the partition's primary,
             // after the scripts.
@@ -241,13 +241,15 @@ impl RedisStore {
             if acknowledged < self.wait_replicas {
                 replication_shortfall(partition, acknowledged, self.wait_replicas);
             }
-            let mut answers = Vec::with_capacity(clicks.len());
-            for reply in replies {
-                let chunk: Vec<i64> = parse(&reply)?;
-                answers.extend(chunk);
-            }
-            answers
+            (replies.iter()).map(parse).collect::<Result<_, _>>()?
         };
+        // Each call answers its clicks, then the deliveries it queued.
+        let mut answers = Vec::with_capacity(clicks.len());
+        let mut queued = 0;
+        for mut call in calls {
+            queued += call.pop().unwrap_or(0);
+            answers.append(&mut call);
+        }
         if answers.len() != clicks.len() {
             return Err(StoreError::Corrupt(format!(
                 "the click script answered {} times for {} clicks",
@@ -255,7 +257,9 @@ impl RedisStore {
                 clicks.len()
             )));
         }
-        self.queued.notify_waiters();
+        if queued > 0 {
+            self.queued.notify_waiters();
+        }
         Ok(answers)
     }
 

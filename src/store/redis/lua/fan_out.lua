@@ -15,8 +15,9 @@ end
 -- (SubscriptionFilter::encode: '<0|1>|<,types,>|<,campaigns,>', empty lists for all)
 -- takes it. `created_ms` and `retention_ms` are the decimal strings the caller was given:
 -- a Lua number passed to a command is formatted with printf, which took a tenth of
--- Redis' time when every click stores an event.
+-- Redis' time when every click stores an event. Answers how many deliveries it queued.
 local function enqueue(event_id, event_type, campaign, body, created_ms, retention_ms)
+  local queued = 0
   local ekey = K.event .. event_id
   redis.call('HSET', ekey, 't', event_type, 'b', body, 'at', created_ms)
   redis.call('PEXPIRE', ekey, retention_ms)
@@ -35,6 +36,8 @@ local function enqueue(event_id, event_type, campaign, body, created_ms, retenti
       redis.call('ZADD', log, created_ms, event_id)
       redis.call('ZREMRANGEBYSCORE', log, '-inf', created_ms - retention_ms)
       redis.call('XADD', K.ready, '*', 's', sub, 'e', event_id)
+      queued = queued + 1
     end
   end
+  return queued
 end
