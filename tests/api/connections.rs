@@ -34,6 +34,17 @@ async fn read_until_closed(stream: &mut TcpStream, deadline: Duration) -> Option
     Some(String::from_utf8_lossy(&received).into_owned())
 }
 
+/// Sends one health check on `stream` and expects its `200`, keeping the connection open.
+async fn check_health(stream: &mut TcpStream) {
+    let mut answer = [0u8; 512];
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let n = stream.read(&mut answer).await.unwrap();
+    assert!(String::from_utf8_lossy(&answer[..n]).starts_with("HTTP/1.1 200"));
+}
+
 async fn get(url: &str) -> reqwest::Result<reqwest::Response> {
     client()
         .get(url)
@@ -70,18 +81,12 @@ async fn an_idle_connection_outlives_the_header_timeout_but_not_the_idle_timeout
     let env = [("AKTI_HEADER_TIMEOUT", "1s"), ("AKTI_IDLE_TIMEOUT", "3s")];
     let binary = Binary::start(&env, dir.path()).await;
     let mut stream = connect(&binary.public).await;
-    let request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
-    let mut answer = [0u8; 512];
-    stream.write_all(request).await.unwrap();
-    let n = stream.read(&mut answer).await.unwrap();
-    assert!(String::from_utf8_lossy(&answer[..n]).starts_with("HTTP/1.1 200"));
+    check_health(&mut stream).await;
 
     // Longer than the header timeout: a keep-alive connection between requests is idle,
     // not slow, and a load balancer's pooled connection must survive it.
     tokio::time::sleep(Duration::from_millis(1_500)).await;
-    stream.write_all(request).await.unwrap();
-    let n = stream.read(&mut answer).await.unwrap();
-    assert!(String::from_utf8_lossy(&answer[..n]).starts_with("HTTP/1.1 200"));
+    check_health(&mut stream).await;
 
     let closed = read_until_closed(&mut stream, Duration::from_secs(15)).await;
     assert_eq!(closed.as_deref(), Some(""), "closed by the idle timeout");
@@ -93,13 +98,7 @@ async fn a_head_begun_on_a_kept_alive_connection_gets_the_header_timeout_not_the
     let env = [("AKTI_HEADER_TIMEOUT", "1s"), ("AKTI_IDLE_TIMEOUT", "120s")];
     let binary = Binary::start(&env, dir.path()).await;
     let mut stream = connect(&binary.public).await;
-    let mut answer = [0u8; 512];
-    stream
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let n = stream.read(&mut answer).await.unwrap();
-    assert!(String::from_utf8_lossy(&answer[..n]).starts_with("HTTP/1.1 200"));
+    check_health(&mut stream).await;
 
     // Past the header timeout, the connection's task sleeps towards the idle deadline; a
     // head begun then must still be held to its own, far shorter one.
