@@ -17,6 +17,7 @@ on_every_store!(
     an_update_cannot_take_another_links_identity,
     deleting_frees_the_identity_and_the_code,
     listing_pages_through_every_link_once,
+    listing_keeps_order_when_most_links_share_a_partition,
     listing_filters_by_campaign_and_phone,
     an_empty_batch_creates_nothing,
     concurrent_creations_of_one_identity_make_one_link,
@@ -250,6 +251,48 @@ async fn listing_pages_through_every_link_once(backend: Backend) {
     let unique: HashSet<_> = seen.iter().collect();
     let expected: HashSet<_> = created.iter().map(|c| &c.link.code).collect();
     assert_eq!(unique, expected);
+}
+
+/// Redis keeps a campaign's index in parts by the code's partition and reads each part a
+/// share of the page at a time; codes chosen into one partition make that part hold far
+/// more than its share of every page. Every store must still list each link once, in
+/// order of creation (and of code within one batch).
+async fn listing_keeps_order_when_most_links_share_a_partition(backend: Backend) {
+    use akti_link::store::redis::keys::Partition;
+    let f = open(backend);
+    let crowded = (0..)
+        .map(|i| format!("crowd{i:04}"))
+        .filter(|code| Partition::of(code).index() == 3)
+        .take(120);
+    let batch = (crowded.enumerate())
+        .map(|(i, code)| {
+            let link = new_link("c", Some(&format!("+1{i:03}")), "https://a.test/");
+            with_code(link, &code)
+        })
+        .chain((0..30).map(|i| new_link("c", Some(&format!("+2{i:03}")), "https://a.test/")))
+        .collect();
+    let mut created: Vec<_> = (f.store.create_links(batch, 8).await.unwrap())
+        .into_iter()
+        .map(|c| c.link)
+        .collect();
+    created.sort_by(|a, b| (a.created_at, a.code.as_str()).cmp(&(b.created_at, b.code.as_str())));
+    let (mut seen, mut after) = (Vec::new(), Position::start());
+    loop {
+        let query = LinkQuery {
+            campaign_id: Some(CampaignId::parse("c").unwrap()),
+            after,
+            limit: 100,
+            ..Default::default()
+        };
+        let page = f.store.list_links(&query).await.unwrap();
+        seen.extend(page.items.into_iter().map(|l| l.code));
+        match page.next_cursor.as_deref().and_then(Position::parse) {
+            Some(next) => after = next,
+            None => break,
+        }
+    }
+    let expected: Vec<_> = created.into_iter().map(|l| l.code).collect();
+    assert_eq!(seen, expected);
 }
 
 async fn listing_filters_by_campaign_and_phone(backend: Backend) {
