@@ -17,20 +17,23 @@
 //!
 //! Each subscription may have at most [`PER_SUBSCRIPTION`] attempts in flight and
 //! [`QUEUED_PER_SUBSCRIPTION`] more waiting for a slot; a delivery beyond that is put back
-//! for a moment. So a subscriber that hangs holds only its own slots and never delays the
-//! others, while a fast one is kept busy without the deliveries going round the queue.
+//! until about when its subscription can take it (`slots`). So a subscriber that hangs
+//! holds only its own slots and never delays the others, while a fast one is kept busy
+//! without the deliveries going round the queue.
 
 pub mod attempt;
 pub mod schedule;
 pub mod signing;
+mod slots;
 pub mod ssrf;
 
 use crate::domain::{DeliveryOutcome, DeliveryTask, SubscriptionId};
 use crate::store::{Leased, Outbox};
 use attempt::Verdict;
 use schedule::RetrySchedule;
+use slots::{DEFER, Slots};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc};
@@ -47,8 +50,6 @@ const IN_FLIGHT: usize = 2048;
 const CLAIM_BATCH: usize = 128;
 /// How long a claim waits for work before looking again.
 const CLAIM_WAIT: Duration = Duration::from_millis(500);
-/// How long a delivery over its subscription's queue waits before it is looked at again.
-const DEFER: Duration = Duration::from_millis(200);
 /// The least a delivery waiting for a send slot waits before it is looked at again.
 const MIN_PACING_WAIT: Duration = Duration::from_millis(20);
 /// Most outcomes written in one store call.
@@ -58,12 +59,6 @@ const FINISH_BATCH: usize = 512;
 /// contract allows ten), while a few missed writes do not make a live one look dead.
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 const HEARTBEAT_TTL: Duration = Duration::from_secs(5);
-
-/// A subscription's slots, and how many deliveries wait for one.
-struct Slots {
-    in_flight: Arc<Semaphore>,
-    waiting: AtomicUsize,
-}
 
 type Finished = (Leased, DeliveryOutcome);
 
@@ -233,12 +228,7 @@ impl Dispatcher {
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         map.entry(subscription.to_owned())
-            .or_insert_with(|| {
-                Arc::new(Slots {
-                    in_flight: Arc::new(Semaphore::new(PER_SUBSCRIPTION)),
-                    waiting: AtomicUsize::new(0),
-                })
-            })
+            .or_insert_with(|| Arc::new(Slots::new()))
             .clone()
     }
 
@@ -305,7 +295,7 @@ impl Dispatcher {
         let slots = self.slots_of(task.task.subscription.id.as_str());
         if slots.waiting.fetch_add(1, Ordering::AcqRel) >= QUEUED_PER_SUBSCRIPTION {
             slots.waiting.fetch_sub(1, Ordering::AcqRel);
-            let later = chrono::Utc::now() + DEFER;
+            let later = chrono::Utc::now() + slots.put_back();
             let _ = finished
                 .send((task, DeliveryOutcome::Deferred(later)))
                 .await;
@@ -315,7 +305,9 @@ impl Dispatcher {
             let slot = slots.in_flight.clone().acquire_owned().await;
             slots.waiting.fetch_sub(1, Ordering::AcqRel);
             if slot.is_ok() {
+                let began = std::time::Instant::now();
                 let outcome = this.attempt(&task.task).await;
+                slots.record_attempt(began.elapsed());
                 let _ = finished.send((task, outcome)).await;
             }
             drop((slot, permit));
