@@ -50,8 +50,8 @@ impl Slots {
 /// what is in flight and waiting, and after the deliveries put back before it, each
 /// taking the subscription's recent attempt time over its slots. A subscriber that
 /// answers in a second then has its backlog read again about once, when it can be sent,
-/// instead of every [`DEFER`] (which, with 100,000 waiting, was most of the dispatcher's
-/// work, and slowed every other subscription).
+/// instead of every [`DEFER`] (13,000 waiting meant some 65,000 reads and writes back a
+/// second, a third of Redis' time in `bench/burst.py`'s measurement).
 struct Pace {
     /// A moving mean of the subscription's attempts.
     mean_attempt: Duration,
