@@ -9,6 +9,8 @@
 //! Usage: `campaign_burst <public-base> <admin-base> <token> <codes-file> <receiver-addr>
 //! <clicks> <seconds> <service-pid>[,<store-pid>…]`
 
+mod common;
+
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -68,13 +70,8 @@ async fn main() {
     let app = Router::new()
         .route("/hook/{who}", post(receive))
         .with_state(arrivals.clone());
-    let listener = tokio::net::TcpListener::bind(receiver).await.unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    common::serve(receiver, app).await;
+    let client = common::tapping_client();
     // BURST_HEALTHY_ONLY=1 leaves out the slow and the failing subscriber, to see what
     // they cost the others; BURST_HEALTHY sets how many healthy ones there are.
     let unhealthy = match std::env::var("BURST_HEALTHY_ONLY").as_deref() {
@@ -158,13 +155,13 @@ async fn main() {
         "clicks": clicks,
         "burst_s": burst.as_secs_f64(),
         "redirect_failures": failed.load(Ordering::Relaxed),
-        "redirect_p50_ms": percentile(&mut redirects, 0.50),
-        "redirect_p99_ms": percentile(&mut redirects, 0.99),
+        "redirect_p50_ms": common::percentile(&mut redirects, 0.50),
+        "redirect_p99_ms": common::percentile(&mut redirects, 0.99),
         "events_expected": expected,
         "healthy_received": healthy.len(),
         "healthy_expected": expected * healthy_subscribers,
-        "webhook_p50_ms": percentile(&mut to_webhook, 0.50),
-        "webhook_p99_ms": percentile(&mut to_webhook, 0.99),
+        "webhook_p50_ms": common::percentile(&mut to_webhook, 0.50),
+        "webhook_p99_ms": common::percentile(&mut to_webhook, 0.99),
         "slow_backlog_at_end": backlog,
         "slow_drain_per_s": drain_rate,
         "slow_drain_projected_s": backlog as f64 / drain_rate,
@@ -289,10 +286,4 @@ fn cpu_seconds(pid: u32) -> f64 {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
-}
-
-fn percentile(values: &mut [f64], p: f64) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let at = ((values.len() as f64 * p) as usize).min(values.len().saturating_sub(1));
-    values.get(at).copied().unwrap_or(f64::NAN)
 }

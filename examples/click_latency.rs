@@ -5,6 +5,8 @@
 //! Usage: `click_latency <public-base> <codes-file> <receiver-addr> <rate/s> <seconds>`;
 //! subscribe `http://<receiver-addr>/hook` first.
 
+mod common;
+
 use axum::Router;
 use axum::extract::State;
 use axum::routing::post;
@@ -35,14 +37,8 @@ async fn main() {
     let app = Router::new()
         .route("/hook", post(receive))
         .with_state(arrived.clone());
-    let listener = tokio::net::TcpListener::bind(&receiver).await.unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    common::serve(&receiver, app).await;
+    let client = common::tapping_client();
     let total = (rate * seconds) as usize;
     let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
     let mut tasks = Vec::with_capacity(total);
@@ -75,19 +71,12 @@ async fn main() {
             Some(got.saturating_duration_since(*at).as_secs_f64() * 1000.0)
         })
         .collect();
-    latencies.sort_by(f64::total_cmp);
-    let pct = |p: f64| {
-        latencies
-            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(f64::NAN)
-    };
     println!(
         "{{\"sent\":{},\"received\":{},\"p50_ms\":{:.2},\"p99_ms\":{:.2}}}",
         answered.len(),
         latencies.len(),
-        pct(0.50),
-        pct(0.99)
+        common::percentile(&mut latencies, 0.50),
+        common::percentile(&mut latencies, 0.99)
     );
 }
 
