@@ -4,6 +4,7 @@
 //! Each `App` has its own shutdown token, so that tests can run many apps in one process
 //! and stop each one alone.
 
+use crate::background::Background;
 use crate::cache::LinkCache;
 use crate::clicks::Clicks;
 use crate::clicks::recorder::ClickRecorder;
@@ -32,6 +33,8 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Layout(#[from] crate::store::redis::LayoutMismatch),
+    #[error("cannot start the dispatcher's threads: {0}")]
+    Runtime(#[source] std::io::Error),
     #[error("cannot build the webhook client: {0}")]
     WebhookClient(#[from] reqwest::Error),
     #[error("cannot listen on {addr}: {source}")]
@@ -48,8 +51,9 @@ pub struct App {
     admin: TcpListener,
     shutdown: CancellationToken,
     recorder: tokio::task::JoinHandle<()>,
-    /// `None` when this instance does not dispatch (`AKTI_DISPATCH=false`).
-    dispatcher: Option<Arc<Dispatcher>>,
+    /// And the runtime it runs on; `None` when this instance does not dispatch
+    /// (`AKTI_DISPATCH=false`).
+    dispatcher: Option<(Arc<Dispatcher>, Background)>,
     feed: Option<Arc<dyn ChangeFeed>>,
     limits: (Limits, Limits),
 }
@@ -100,7 +104,10 @@ impl App {
         http::metrics::handle();
         crate::clicks::bots::warm_up();
         let dispatcher = (config.dispatch)
-            .then(|| Dispatcher::new(store.clone(), &config.webhooks()))
+            .then(|| -> Result<_, StartError> {
+                let runtime = Background::new("akti-dispatch").map_err(StartError::Runtime)?;
+                Ok((Dispatcher::new(&config.webhooks())?, runtime))
+            })
             .transpose()?;
         let (state, recorder) = handlers(&config, store, feed.clone());
         Ok(Self {
@@ -151,7 +158,10 @@ impl App {
             feed,
             limits,
         } = self;
-        let dispatching = dispatcher.map(|d| tokio::spawn(d.run(shutdown.clone(), DRAIN_DEADLINE)));
+        let dispatching = dispatcher.map(|(dispatcher, runtime)| {
+            let work = dispatcher.run(state.store.clone(), shutdown.clone(), DRAIN_DEADLINE);
+            tokio::spawn(runtime.run(work))
+        });
         if let Some(feed) = feed {
             feed.watch(state.cache.clone(), shutdown.clone());
         }

@@ -21,6 +21,7 @@
 //! configuration and [`app`] wires everything together and owns shutdown.
 
 pub mod app;
+pub mod background;
 pub mod cache;
 pub mod clicks;
 pub mod config;

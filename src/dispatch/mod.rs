@@ -26,6 +26,7 @@ pub mod schedule;
 pub mod signing;
 mod slots;
 pub mod ssrf;
+mod upkeep;
 
 use crate::domain::{DeliveryOutcome, DeliveryTask, SubscriptionId};
 use crate::store::{Leased, Outbox};
@@ -35,7 +36,7 @@ use slots::{DEFER, Slots};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -52,13 +53,15 @@ const CLAIM_BATCH: usize = 128;
 const CLAIM_WAIT: Duration = Duration::from_millis(500);
 /// The least a delivery waiting for a send slot waits before it is looked at again.
 const MIN_PACING_WAIT: Duration = Duration::from_millis(20);
+/// How long after its send slot was asked for a paced delivery's attempt may begin; a
+/// later one goes back (its slot unused) rather than arrive in the next second's share.
+/// Half the margin of the store's window over a second, the other half for the request
+/// to reach the subscriber: this matters when the dispatcher's threads, which have a
+/// lower priority, wait for a busy core.
+const SLOT_GRACE: Duration =
+    Duration::from_millis((crate::domain::rules::RATE_WINDOW_MS as u64 - 1000) / 2);
 /// Most outcomes written in one store call.
 const FINISH_BATCH: usize = 512;
-/// How often a dispatcher says it is alive, and how long each saying lasts: a dead
-/// instance's deliveries are taken over within about `HEARTBEAT_TTL` and a second (the
-/// contract allows ten), while a few missed writes do not make a live one look dead.
-const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
-const HEARTBEAT_TTL: Duration = Duration::from_secs(5);
 
 type Finished = (Leased, DeliveryOutcome);
 
@@ -71,7 +74,6 @@ pub struct Settings {
 }
 
 pub struct Dispatcher {
-    store: Arc<dyn Outbox>,
     client: reqwest::Client,
     schedule: RetrySchedule,
     timeout: Duration,
@@ -84,6 +86,8 @@ pub struct Dispatcher {
     /// A std mutex: held only to look up or insert, never across an await.
     per_subscription: Mutex<HashMap<String, Arc<Slots>>>,
     tracker: TaskTracker,
+    /// The service's own runtime, for paced attempts ([`Dispatcher::start`]).
+    paced_on: tokio::runtime::Handle,
     metrics: DeliveryMetrics,
 }
 
@@ -123,10 +127,10 @@ impl DeliveryMetrics {
 }
 
 impl Dispatcher {
-    /// Fails when the webhook client cannot be built (no TLS roots, no resolver).
-    pub fn new(store: Arc<dyn Outbox>, settings: &Settings) -> reqwest::Result<Arc<Self>> {
+    /// Fails when the webhook client cannot be built (no TLS roots, no resolver). Called
+    /// on the service's runtime, which it keeps for paced attempts.
+    pub fn new(settings: &Settings) -> reqwest::Result<Arc<Self>> {
         Ok(Arc::new(Self {
-            store,
             client: attempt::client(settings.allow_private)?,
             schedule: RetrySchedule::new(settings.retry_schedule.clone()),
             timeout: settings.timeout,
@@ -136,6 +140,7 @@ impl Dispatcher {
             room: tokio::sync::Notify::new(),
             per_subscription: Mutex::default(),
             tracker: TaskTracker::new(),
+            paced_on: tokio::runtime::Handle::current(),
             metrics: DeliveryMetrics::new(),
         }))
     }
@@ -149,17 +154,33 @@ impl Dispatcher {
 
     /// Runs until `shutdown`, then lets attempts in flight finish for up to `drain`. What
     /// does not finish stays leased in the store and is sent again after the lease.
-    pub async fn run(self: Arc<Self>, shutdown: CancellationToken, drain: Duration) {
-        let gauges = tokio::spawn(report_queue(self.store.clone(), shutdown.clone()));
+    ///
+    /// Meant for a runtime of its own ([`crate::background`]): it sends on connections of
+    /// the store's own, made on the runtime that runs it.
+    pub async fn run(
+        self: Arc<Self>,
+        store: Arc<dyn Outbox>,
+        shutdown: CancellationToken,
+        drain: Duration,
+    ) {
+        let store = match store.with_own_connections() {
+            Ok(Some(own)) => own,
+            Ok(None) => store,
+            Err(e) => {
+                tracing::warn!(error = %e, "no connections of the dispatcher's own; sharing the service's");
+                store
+            }
+        };
+        let gauges = tokio::spawn(upkeep::report_queue(store.clone(), shutdown.clone()));
         // Alive until the last attempt in flight has finished, not just until shutdown.
         let alive = CancellationToken::new();
-        let heartbeat = tokio::spawn(keep_alive(
-            self.store.clone(),
+        let heartbeat = tokio::spawn(upkeep::keep_alive(
+            store.clone(),
             self.consumer.clone(),
             alive.clone(),
         ));
         let (finished, outcomes) = mpsc::channel::<Finished>(FINISH_BATCH * 4);
-        let finisher = tokio::spawn(write_outcomes(self.store.clone(), outcomes));
+        let finisher = tokio::spawn(upkeep::write_outcomes(store.clone(), outcomes));
         while !shutdown.is_cancelled() {
             let room = self.capacity.available_permits().min(CLAIM_BATCH);
             if room == 0 {
@@ -169,16 +190,14 @@ impl Dispatcher {
                 }
                 continue;
             }
-            let claim = self
-                .store
-                .claim_deliveries(&self.consumer, room, CLAIM_WAIT, self.lease());
+            let claim = store.claim_deliveries(&self.consumer, room, CLAIM_WAIT, self.lease());
             let tasks = tokio::select! {
                 () = shutdown.cancelled() => break,
                 tasks = claim => tasks,
             };
             match tasks {
                 Ok(tasks) => {
-                    let tasks = self.pace(tasks, &finished).await;
+                    let tasks = self.pace(store.as_ref(), tasks, &finished).await;
                     let mut deferred = false;
                     for task in tasks {
                         deferred |= !self.start(task, &finished).await;
@@ -235,8 +254,14 @@ impl Dispatcher {
     /// Lets through the deliveries of rate-limited subscriptions that get a send slot from
     /// the store (one request per subscription and batch); the others go back, still
     /// pending and without using an attempt, until the oldest slot of the window frees.
-    /// Subscriptions without a limit pass untouched.
-    async fn pace(&self, tasks: Vec<Leased>, finished: &mpsc::Sender<Finished>) -> Vec<Leased> {
+    /// Subscriptions without a limit pass untouched; those let through carry when their
+    /// slot was asked for.
+    async fn pace(
+        &self,
+        store: &dyn Outbox,
+        tasks: Vec<Leased>,
+        finished: &mpsc::Sender<Finished>,
+    ) -> Vec<(Leased, Option<Instant>)> {
         let mut wanted: HashMap<SubscriptionId, (u32, u32)> = HashMap::new();
         for task in &tasks {
             let sub = &task.task.subscription;
@@ -245,12 +270,13 @@ impl Dispatcher {
             }
         }
         if wanted.is_empty() {
-            return tasks;
+            return tasks.into_iter().map(|t| (t, None)).collect();
         }
         let mut slots: HashMap<SubscriptionId, (u32, chrono::DateTime<chrono::Utc>)> =
             HashMap::new();
+        let asked = Instant::now();
         for (sub, (rate, count)) in wanted {
-            let slot = match self.store.take_send_slots(&sub, rate, count).await {
+            let slot = match store.take_send_slots(&sub, rate, count).await {
                 Ok(grant) => {
                     let wait = Duration::from_millis(grant.next_free_in.max(0) as u64);
                     (
@@ -276,17 +302,27 @@ impl Dispatcher {
                 }
                 Some((granted, _)) => {
                     *granted -= 1;
-                    go.push(task);
+                    go.push((task, Some(asked)));
                 }
-                None => go.push(task),
+                None => go.push((task, None)),
             }
         }
         go
     }
 
     /// Starts an attempt, or puts the delivery back when its subscription's queue is full
-    /// (answers `false` then).
-    async fn start(self: &Arc<Self>, task: Leased, finished: &mpsc::Sender<Finished>) -> bool {
+    /// (answers `false` then). A paced delivery whose slot was asked for more than
+    /// [`SLOT_GRACE`] before its attempt could begin goes back too.
+    ///
+    /// Paced attempts run on the service's runtime, at its priority, not the dispatcher's
+    /// lower one: a subscriber's limit is counted when the slot is taken, so a request
+    /// that waits for a busy core before it leaves could arrive in the next second's
+    /// share. They are few by definition (at most the limits).
+    async fn start(
+        self: &Arc<Self>,
+        (task, slot_asked): (Leased, Option<Instant>),
+        finished: &mpsc::Sender<Finished>,
+    ) -> bool {
         let Ok(permit) = self.capacity.clone().acquire_owned().await else {
             return true;
         };
@@ -301,18 +337,28 @@ impl Dispatcher {
                 .await;
             return false;
         }
-        self.tracker.spawn(async move {
+        let attempt = async move {
             let slot = slots.in_flight.clone().acquire_owned().await;
             slots.waiting.fetch_sub(1, Ordering::AcqRel);
             if slot.is_ok() {
-                let began = std::time::Instant::now();
-                let outcome = this.attempt(&task.task).await;
-                slots.record_attempt(began.elapsed());
+                let began = Instant::now();
+                let outcome = if slot_asked.is_some_and(|at| began - at > SLOT_GRACE) {
+                    DeliveryOutcome::Deferred(chrono::Utc::now() + MIN_PACING_WAIT)
+                } else {
+                    let outcome = this.attempt(&task.task).await;
+                    slots.record_attempt(began.elapsed());
+                    outcome
+                };
                 let _ = finished.send((task, outcome)).await;
             }
             drop((slot, permit));
             this.room.notify_one();
-        });
+        };
+        if slot_asked.is_some() {
+            self.tracker.spawn_on(attempt, &self.paced_on);
+        } else {
+            self.tracker.spawn(attempt);
+        }
         true
     }
 
@@ -334,58 +380,5 @@ impl Dispatcher {
         };
         self.metrics.outcome(&outcome).increment(1);
         outcome
-    }
-}
-
-/// Writes outcomes in batches, retrying while the store is unreachable: the deliveries
-/// stay leased meanwhile, so giving up would only send them again later.
-async fn write_outcomes(store: Arc<dyn Outbox>, mut outcomes: mpsc::Receiver<Finished>) {
-    let mut batch = Vec::with_capacity(FINISH_BATCH);
-    while outcomes.recv_many(&mut batch, FINISH_BATCH).await > 0 {
-        let mut wait = Duration::from_millis(100);
-        loop {
-            match store.finish_deliveries(&batch).await {
-                Ok(()) => break,
-                Err(e) => {
-                    tracing::warn!(error = %e, outcomes = batch.len(), "cannot record delivery outcomes; retrying");
-                    tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(Duration::from_secs(2));
-                }
-            }
-        }
-        batch.clear();
-    }
-}
-
-/// Publishes the queue's depth and the age of its oldest pending delivery.
-async fn report_queue(store: Arc<dyn Outbox>, shutdown: CancellationToken) {
-    let mut tick = tokio::time::interval(Duration::from_secs(5));
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        if let Ok(depth) = store.queue_depth().await {
-            metrics::gauge!("akti_webhook_queue_depth").set(depth.pending as f64);
-            metrics::gauge!("akti_webhook_oldest_pending_seconds")
-                .set(depth.oldest.map_or(0.0, |d| d.as_secs_f64()));
-        }
-    }
-}
-
-/// Says every [`HEARTBEAT_EVERY`] that this dispatcher is alive, until `alive` is
-/// cancelled: when it stops saying so (the process died), other instances take its
-/// deliveries over within [`HEARTBEAT_TTL`] rather than after their lease.
-async fn keep_alive(store: Arc<dyn Outbox>, consumer: String, alive: CancellationToken) {
-    let mut every = tokio::time::interval(HEARTBEAT_EVERY);
-    loop {
-        tokio::select! {
-            () = alive.cancelled() => return,
-            _ = every.tick() => {
-                if let Err(e) = store.keep_alive(&consumer, HEARTBEAT_TTL).await {
-                    tracing::debug!(error = %e, "heartbeat not written");
-                }
-            }
-        }
     }
 }

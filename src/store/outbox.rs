@@ -8,6 +8,7 @@ use crate::domain::{
     SubscriptionId,
 };
 use async_trait::async_trait;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The store's handle of a delivery leased to a dispatcher.
@@ -92,5 +93,13 @@ pub trait Outbox: Send + Sync + 'static {
     /// nothing of it.
     async fn keep_alive(&self, _consumer: &str, _ttl: Duration) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    /// This outbox on connections of its own, made on the calling runtime, for a
+    /// dispatcher that runs on a runtime of its own ([`crate::background`]): the
+    /// connections the redirects use must not be driven, or reconnected, by threads of
+    /// lower priority. `None` when the store has no connection to make.
+    fn with_own_connections(&self) -> Result<Option<Arc<dyn Outbox>>, StoreError> {
+        Ok(None)
     }
 }

@@ -18,6 +18,7 @@ mod subscriptions;
 use super::{Store, StoreError};
 use async_trait::async_trait;
 use conn::{Conn, RESPONSE_TIMEOUT, Servers};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use layout::LayoutMismatch;
@@ -32,9 +33,10 @@ pub struct RedisStore {
     durable: Conn,
     /// Replicas that must hold a batch of lead clicks before it counts as written.
     wait_replicas: u32,
-    /// Wakes this instance's dispatcher when this instance queued deliveries.
-    queued: tokio::sync::Notify,
-    timers: outbox::ClaimTimers,
+    /// Wakes this instance's dispatcher when this instance queued deliveries; shared with
+    /// the dispatcher's copy of the store ([`RedisStore::with_own_connections`]).
+    queued: Arc<tokio::sync::Notify>,
+    timers: Arc<outbox::ClaimTimers>,
     /// How long events and delivery logs are kept, in ms.
     retention_ms: u64,
 }
@@ -56,9 +58,25 @@ impl RedisStore {
             conn,
             durable,
             wait_replicas,
-            queued: tokio::sync::Notify::new(),
-            timers: outbox::ClaimTimers::default(),
+            queued: Arc::default(),
+            timers: Arc::default(),
             retention_ms: retention.as_millis() as u64,
+        })
+    }
+
+    /// This store with connections of its own, made on the calling runtime: their tasks
+    /// run there, and a reconnect they need happens there too.
+    pub(super) fn with_own_connections(&self) -> Result<Self, StoreError> {
+        let conn = self.servers.connect(RESPONSE_TIMEOUT)?;
+        Ok(Self {
+            servers: self.servers.clone(),
+            // The dispatcher records no clicks, so it never waits for replicas.
+            durable: conn.clone(),
+            conn,
+            wait_replicas: self.wait_replicas,
+            queued: self.queued.clone(),
+            timers: self.timers.clone(),
+            retention_ms: self.retention_ms,
         })
     }
 }

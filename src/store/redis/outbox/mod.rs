@@ -18,6 +18,7 @@ use crate::domain::{
 };
 use crate::store::{Leased, Outbox, QueueDepth, StoreError};
 use async_trait::async_trait;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -206,5 +207,9 @@ impl Outbox for RedisStore {
             .arg("PX")
             .arg(ttl.as_millis() as u64);
         self.query(&set).await
+    }
+
+    fn with_own_connections(&self) -> Result<Option<Arc<dyn Outbox>>, StoreError> {
+        Ok(Some(Arc::new(RedisStore::with_own_connections(self)?)))
     }
 }
