@@ -29,9 +29,20 @@ const SCHEMA: &str = include_str!("schema.sql");
 /// a blocking thread with its own allocator heap, so an unbounded number under load would
 /// take memory the process keeps after the burst.
 const MAX_READERS: usize = 8;
+/// The writer's page cache, in KiB (SQLite's default is 2 MiB). Every click and delivery
+/// touches the indexes of windows, deliveries and counters; with the default, a burst on a
+/// campaign of 200,000 links had the writer spend most of its time copying pages back from
+/// the kernel's cache (`pread`), and it was the redirects' limit (`bench/NOTES.md`).
+const WRITER_CACHE_KIB: usize = 64 * 1024;
+/// Pages the WAL may hold before the writer copies them into the database (SQLite's
+/// default is 1,000).
+const CHECKPOINT_PAGES: usize = 10_000;
 
 pub struct EmbeddedStore {
+    /// The writer's queue of what requests wait for, and its background queue
+    /// ([`writer`]).
     jobs: mpsc::Sender<Job>,
+    background_jobs: mpsc::Sender<Job>,
     path: PathBuf,
     /// Idle read connections. A std mutex: it is held only to push or pop, never across an
     /// await.
@@ -55,6 +66,11 @@ impl EmbeddedStore {
         std::fs::create_dir_all(data_dir).map_err(StoreError::unavailable)?;
         let path = data_dir.join("akti-link.sqlite3");
         let writer = open_connection(&path)?;
+        writer
+            .execute_batch(&format!(
+                "PRAGMA cache_size = -{WRITER_CACHE_KIB}; PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES};"
+            ))
+            .map_err(|e| sqlite_error(&e))?;
         writer.execute_batch(SCHEMA).map_err(|e| sqlite_error(&e))?;
         migrate(&writer)?;
         // One process owns this file: any lease found now was held by a process that died
@@ -65,13 +81,15 @@ impl EmbeddedStore {
         ))
         .map_err(|e| sqlite_error(&e))?;
         let (jobs, queue) = mpsc::channel::<Job>(writer::QUEUE);
+        let (background_jobs, background_queue) = mpsc::channel::<Job>(writer::QUEUE);
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer::run(writer, queue))
+            .spawn(move || writer::run(writer, queue, background_queue))
             .map_err(StoreError::unavailable)?;
-        retention::sweep_every_while_open(jobs.downgrade(), retention);
+        retention::sweep_every_while_open(background_jobs.downgrade(), retention);
         Ok(Self {
             jobs,
+            background_jobs,
             path,
             readers: Arc::default(),
             reading: Arc::new(tokio::sync::Semaphore::new(MAX_READERS)),
@@ -86,6 +104,15 @@ impl EmbeddedStore {
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         writer::write_with(&self.jobs, f).await
+    }
+
+    /// [`Self::write`] for work no request waits for: it gives way to the writes that
+    /// requests wait for.
+    async fn write_in_background<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        writer::write_with(&self.background_jobs, f).await
     }
 
     /// Runs `f` on a pooled read connection in a blocking thread.

@@ -230,7 +230,7 @@ impl Outbox for EmbeddedStore {
             let now = now_millis().timestamp_millis();
             let lease_until = now + lease.as_millis() as i64;
             let (tasks, next_due) = self
-                .write(move |conn| claim(conn, now, lease_until, max))
+                .write_in_background(move |conn| claim(conn, now, lease_until, max))
                 .await?;
             let now_instant = tokio::time::Instant::now();
             if !tasks.is_empty() || now_instant >= deadline {
@@ -255,7 +255,7 @@ impl Outbox for EmbeddedStore {
             .iter()
             .map(|(l, o)| (l.task.clone(), o.clone()))
             .collect();
-        self.write(move |conn| {
+        self.write_in_background(move |conn| {
             done.iter()
                 .try_for_each(|(task, outcome)| finish(conn, task, outcome))
         })

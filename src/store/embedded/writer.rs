@@ -2,6 +2,12 @@
 //! transaction (group commit), each job in its own savepoint so that a failed job rolls
 //! back alone. A job is answered only after its transaction committed (`synchronous =
 //! FULL`: on disk, not just in the page cache), so many concurrent writers share one fsync.
+//!
+//! Jobs come in two queues. The first holds what a request waits for (a redirect's click,
+//! an API write); the background queue the dispatcher's leases and outcomes and the
+//! retention sweep. While first jobs wait, a commit takes one background job beside them:
+//! in a burst the redirects' clicks are not queued behind the deliveries they cause, and
+//! the deliveries still move (their leases must be written back before they lapse).
 
 use super::sqlite_error;
 use crate::store::StoreError;
@@ -12,8 +18,10 @@ use tokio::sync::{mpsc, oneshot};
 /// Most jobs committed in one transaction; bounds the latency a large batch adds to the
 /// jobs queued behind it.
 const MAX_JOBS_PER_COMMIT: usize = 512;
-/// Jobs waiting for the writer before writers wait for room.
+/// Jobs waiting for the writer, in each queue, before writers wait for room.
 pub(super) const QUEUE: usize = 4096;
+/// Background jobs in a commit that also holds first jobs.
+const BACKGROUND_BESIDE_FIRST: usize = 1;
 
 /// How a batch's commit went, told to every job of it.
 type Commit = Result<(), Arc<rusqlite::Error>>;
@@ -45,47 +53,131 @@ pub(super) async fn write_with<T: Send + 'static>(
     rx.await.map_err(|_| stopped())?
 }
 
-/// One transaction per batch of queued jobs, one savepoint per job, until every sender is
-/// gone.
-pub(super) fn run(conn: Connection, mut queue: mpsc::Receiver<Job>) {
-    while let Some(first) = queue.blocking_recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_JOBS_PER_COMMIT {
-            match queue.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+/// One transaction per batch of queued jobs, one savepoint per job, until every sender of
+/// both queues is gone.
+pub(super) fn run(
+    conn: Connection,
+    mut first: mpsc::Receiver<Job>,
+    mut background: mpsc::Receiver<Job>,
+) {
+    while let Some(batch) = next_batch(&mut first, &mut background) {
+        commit(&conn, batch);
+    }
+}
+
+/// Waits for a job, then takes what else waits: every first job (up to the most per
+/// commit), and background jobs to fill the commit only if no first job is in it.
+fn next_batch(
+    first: &mut mpsc::Receiver<Job>,
+    background: &mut mpsc::Receiver<Job>,
+) -> Option<Vec<Job>> {
+    let (job, is_first) = futures::executor::block_on(async {
+        tokio::select! {
+            biased;
+            Some(job) = first.recv() => Some((job, true)),
+            Some(job) = background.recv() => Some((job, false)),
+            else => None,
+        }
+    })?;
+    let mut batch = vec![job];
+    let mut firsts = usize::from(is_first);
+    let mut backgrounds = 1 - firsts;
+    while batch.len() < MAX_JOBS_PER_COMMIT {
+        match first.try_recv() {
+            Ok(job) => {
+                batch.push(job);
+                firsts += 1;
             }
+            Err(_) => break,
         }
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-            // Every caller in this batch learns that nothing was written (its answer is
-            // dropped: `Unavailable`).
-            tracing::error!(error = %e, "embedded store could not begin a transaction");
-            continue;
+    }
+    while batch.len() < MAX_JOBS_PER_COMMIT
+        && (firsts == 0 || backgrounds < BACKGROUND_BESIDE_FIRST)
+    {
+        match background.try_recv() {
+            Ok(job) => {
+                batch.push(job);
+                backgrounds += 1;
+            }
+            Err(_) => break,
         }
-        let mut completions = Vec::with_capacity(batch.len());
-        for job in batch {
-            let _ = conn.execute_batch("SAVEPOINT job");
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&conn)));
-            match outcome {
-                Ok((failed, done)) => {
-                    if failed {
-                        let _ = conn.execute_batch("ROLLBACK TO job");
-                    }
-                    completions.push(done);
-                }
-                // The caller's sender is dropped with the job: it sees `Unavailable`.
-                Err(_) => {
+    }
+    Some(batch)
+}
+
+/// The batch in one transaction, each job in its own savepoint; answers every job after.
+fn commit(conn: &Connection, batch: Vec<Job>) {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        // Every caller in this batch learns that nothing was written (its answer is
+        // dropped: `Unavailable`).
+        tracing::error!(error = %e, "embedded store could not begin a transaction");
+        return;
+    }
+    let mut completions = Vec::with_capacity(batch.len());
+    for job in batch {
+        let _ = conn.execute_batch("SAVEPOINT job");
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(conn)));
+        match outcome {
+            Ok((failed, done)) => {
+                if failed {
                     let _ = conn.execute_batch("ROLLBACK TO job");
                 }
+                completions.push(done);
             }
-            let _ = conn.execute_batch("RELEASE job");
+            // The caller's sender is dropped with the job: it sees `Unavailable`.
+            Err(_) => {
+                let _ = conn.execute_batch("ROLLBACK TO job");
+            }
         }
-        let committed = conn.execute_batch("COMMIT").map_err(Arc::new);
-        if committed.is_err() {
-            let _ = conn.execute_batch("ROLLBACK");
+        let _ = conn.execute_batch("RELEASE job");
+    }
+    let committed = conn.execute_batch("COMMIT").map_err(Arc::new);
+    if committed.is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    for done in completions {
+        done(committed.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// A job that writes nothing and notes its name in `ran`.
+    fn job(name: &'static str, ran: &Arc<Mutex<Vec<&'static str>>>) -> Job {
+        let ran = ran.clone();
+        Box::new(move |_| {
+            ran.lock().unwrap().push(name);
+            (false, Box::new(|_| {}))
+        })
+    }
+
+    fn names(batch: Vec<Job>, ran: &Arc<Mutex<Vec<&'static str>>>) -> Vec<&'static str> {
+        let conn = Connection::open_in_memory().unwrap();
+        for job in batch {
+            job(&conn);
         }
-        for done in completions {
-            done(committed.clone());
+        std::mem::take(&mut *ran.lock().unwrap())
+    }
+
+    #[test]
+    fn first_jobs_take_a_commit_with_one_background_job_and_background_jobs_fill_the_rest() {
+        let ran = Arc::default();
+        let (first_tx, mut first) = mpsc::channel(16);
+        let (background_tx, mut background) = mpsc::channel(16);
+        for name in ["lease", "outcomes", "sweep"] {
+            background_tx.try_send(job(name, &ran)).ok().unwrap();
         }
+        for name in ["click 1", "click 2"] {
+            first_tx.try_send(job(name, &ran)).ok().unwrap();
+        }
+        let batch = next_batch(&mut first, &mut background).unwrap();
+        assert_eq!(names(batch, &ran), ["click 1", "click 2", "lease"]);
+        let batch = next_batch(&mut first, &mut background).unwrap();
+        assert_eq!(names(batch, &ran), ["outcomes", "sweep"]);
+        drop((first_tx, background_tx));
+        assert!(next_batch(&mut first, &mut background).is_none());
     }
 }
