@@ -148,7 +148,7 @@ class Service:
             "AKTI_ADMIN_ADDR": f"127.0.0.1:{self.admin_port}",
             "AKTI_ADMIN_TOKEN": TOKEN,
             "AKTI_BASE_URL": "https://l.bench",
-            "AKTI_LOG": "warn",
+            "AKTI_LOG": os.environ.get("AKTI_LOG", "warn"),
             "AKTI_WEBHOOK_ALLOW_PRIVATE": "true",
             **store_env,
             **env,

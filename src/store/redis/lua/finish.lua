@@ -15,27 +15,37 @@ for i = 6, #ARGV, 8 do
   local key = deliveries .. sub .. ':' .. event
   entries[#entries + 1] = entry
   -- Delivery hashes are created with `attempts`: that field says the hash still exists.
-  local attempts = redis.call('HGET', key, 'attempts')
+  local held = redis.call('HMGET', key, 'attempts', 'status')
+  local attempts = held[1]
   local applies = redis.call('XACK', ready, group, entry) == 1 and attempts
   if applies and only_pending == '1' then
-    applies = redis.call('HGET', key, 'status') == 'pending'
+    applies = held[2] == 'pending'
   end
   if applies then
+    -- One HSET of every field that changes.
+    local fields = {}
     if attempt ~= '' then
       if attempts == '[]' then
         attempts = '[' .. attempt .. ']'
       else
         attempts = string.sub(attempts, 1, -2) .. ',' .. attempt .. ']'
       end
-      redis.call('HSET', key, 'attempts', attempts)
+      fields[#fields + 1] = 'attempts'
+      fields[#fields + 1] = attempts
     end
-    if status ~= '' then redis.call('HSET', key, 'status', status) end
+    if status ~= '' then
+      fields[#fields + 1] = 'status'
+      fields[#fields + 1] = status
+    end
     if next_ms ~= '' then
-      redis.call('HSET', key, 'next', next_ms)
+      fields[#fields + 1] = 'next'
+      fields[#fields + 1] = next_ms
       redis.call('ZADD', retry, next_ms, sub .. '|' .. event)
     elseif status ~= '' then
-      redis.call('HSET', key, 'next', '')
+      fields[#fields + 1] = 'next'
+      fields[#fields + 1] = ''
     end
+    if #fields > 0 then redis.call('HSET', key, unpack(fields)) end
     if disable == '1' then
       local f = redis.call('HGET', filters, sub)
       if f then redis.call('HSET', filters, sub, '1' .. string.sub(f, 2)) end
