@@ -20,6 +20,10 @@
 //! until about when its subscription can take it (`slots`). So a subscriber that hangs
 //! holds only its own slots and never delays the others, while a fast one is kept busy
 //! without the deliveries going round the queue.
+//!
+//! The app runs the dispatcher on a runtime of its own whose threads have a lower
+//! priority ([`crate::background`]), on store connections of its own made there: when the
+//! cores are full, redirects go first and deliveries wait in the store.
 
 pub mod attempt;
 pub mod schedule;
