@@ -3,9 +3,10 @@
 //! back alone. A job is answered only after its transaction committed (`synchronous =
 //! FULL`: on disk, not just in the page cache), so many concurrent writers share one fsync.
 //!
-//! Jobs come in two queues. The first holds what a request waits for (a redirect's click,
-//! an API write); the background queue the dispatcher's leases and outcomes and the
-//! retention sweep. While first jobs wait, a commit takes one background job beside them:
+//! Jobs come in two queues. The foreground queue holds what a request waits for (a
+//! redirect's click, an API write); the background queue the dispatcher's leases and
+//! outcomes and the retention sweep. While foreground jobs wait, a commit takes one
+//! background job beside them:
 //! in a burst the redirects' clicks are not queued behind the deliveries they cause, and
 //! the deliveries still move (their leases must be written back before they lapse).
 
@@ -20,8 +21,8 @@ use tokio::sync::{mpsc, oneshot};
 const MAX_JOBS_PER_COMMIT: usize = 512;
 /// Jobs waiting for the writer, in each queue, before writers wait for room.
 pub(super) const QUEUE: usize = 4096;
-/// Background jobs in a commit that also holds first jobs.
-const BACKGROUND_BESIDE_FIRST: usize = 1;
+/// Background jobs in a commit that also holds foreground jobs.
+const BACKGROUND_BESIDE_FOREGROUND: usize = 1;
 
 /// How a batch's commit went, told to every job of it.
 type Commit = Result<(), Arc<rusqlite::Error>>;
@@ -57,42 +58,43 @@ pub(super) async fn write_with<T: Send + 'static>(
 /// both queues is gone.
 pub(super) fn run(
     conn: Connection,
-    mut first: mpsc::Receiver<Job>,
+    mut foreground: mpsc::Receiver<Job>,
     mut background: mpsc::Receiver<Job>,
 ) {
-    while let Some(batch) = next_batch(&mut first, &mut background) {
+    while let Some(batch) = next_batch(&mut foreground, &mut background) {
         commit(&conn, batch);
     }
 }
 
-/// Waits for a job, then takes what else waits: every first job (up to the most per
-/// commit), and background jobs to fill the commit only if no first job is in it.
+/// Waits for a job, then takes what else waits: every foreground job (up to the most per
+/// commit), then background jobs, up to [`BACKGROUND_BESIDE_FOREGROUND`] if the commit
+/// holds foreground jobs, else to fill it.
 fn next_batch(
-    first: &mut mpsc::Receiver<Job>,
+    foreground: &mut mpsc::Receiver<Job>,
     background: &mut mpsc::Receiver<Job>,
 ) -> Option<Vec<Job>> {
-    let (job, is_first) = futures::executor::block_on(async {
+    let (job, is_foreground) = futures::executor::block_on(async {
         tokio::select! {
             biased;
-            Some(job) = first.recv() => Some((job, true)),
+            Some(job) = foreground.recv() => Some((job, true)),
             Some(job) = background.recv() => Some((job, false)),
             else => None,
         }
     })?;
     let mut batch = vec![job];
-    let mut firsts = usize::from(is_first);
-    let mut backgrounds = 1 - firsts;
+    let mut foregrounds = usize::from(is_foreground);
+    let mut backgrounds = 1 - foregrounds;
     while batch.len() < MAX_JOBS_PER_COMMIT {
-        match first.try_recv() {
+        match foreground.try_recv() {
             Ok(job) => {
                 batch.push(job);
-                firsts += 1;
+                foregrounds += 1;
             }
             Err(_) => break,
         }
     }
     while batch.len() < MAX_JOBS_PER_COMMIT
-        && (firsts == 0 || backgrounds < BACKGROUND_BESIDE_FIRST)
+        && (foregrounds == 0 || backgrounds < BACKGROUND_BESIDE_FOREGROUND)
     {
         match background.try_recv() {
             Ok(job) => {
@@ -164,21 +166,21 @@ mod tests {
     }
 
     #[test]
-    fn first_jobs_take_a_commit_with_one_background_job_and_background_jobs_fill_the_rest() {
+    fn foreground_jobs_take_a_commit_with_one_background_job_and_background_jobs_fill_the_rest() {
         let ran = Arc::default();
-        let (first_tx, mut first) = mpsc::channel(16);
+        let (foreground_tx, mut foreground) = mpsc::channel(16);
         let (background_tx, mut background) = mpsc::channel(16);
         for name in ["lease", "outcomes", "sweep"] {
             background_tx.try_send(job(name, &ran)).ok().unwrap();
         }
         for name in ["click 1", "click 2"] {
-            first_tx.try_send(job(name, &ran)).ok().unwrap();
+            foreground_tx.try_send(job(name, &ran)).ok().unwrap();
         }
-        let batch = next_batch(&mut first, &mut background).unwrap();
+        let batch = next_batch(&mut foreground, &mut background).unwrap();
         assert_eq!(names(batch, &ran), ["click 1", "click 2", "lease"]);
-        let batch = next_batch(&mut first, &mut background).unwrap();
+        let batch = next_batch(&mut foreground, &mut background).unwrap();
         assert_eq!(names(batch, &ran), ["outcomes", "sweep"]);
-        drop((first_tx, background_tx));
-        assert!(next_batch(&mut first, &mut background).is_none());
+        drop((foreground_tx, background_tx));
+        assert!(next_batch(&mut foreground, &mut background).is_none());
     }
 }
