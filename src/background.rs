@@ -5,8 +5,8 @@
 //! redirect waits for (`bench/NOTES.md`: the campaign burst). Its threads therefore run
 //! [`LOWER_BY`] nice levels below the thread that starts them: when the cores are busy the
 //! kernel gives them about a tenth of the time the redirect's workers get, and when they
-//! are idle it gives them all of it. Deliveries
-//! wait in the store meanwhile, durable, and are sent once the burst eases.
+//! are idle it gives them all of it. Deliveries wait in the store meanwhile, durable,
+//! and are sent once the burst eases.
 
 use std::future::Future;
 use tokio::runtime::{Builder, Runtime};
@@ -36,8 +36,8 @@ impl Background {
         })
     }
 
-    /// Runs `work` there until it ends, then stops the runtime. `work` is first polled
-    /// there, so whatever it spawns or connects lives there too.
+    /// Runs `work` there until it ends; the runtime stops when this is dropped. `work` is
+    /// first polled there, so whatever it spawns or connects lives there too.
     pub async fn run(self, work: impl Future<Output = ()> + Send + 'static) {
         let Some(runtime) = &self.runtime else { return };
         if let Err(e) = runtime.spawn(work).await {

@@ -30,9 +30,9 @@ const SCHEMA: &str = include_str!("schema.sql");
 /// take memory the process keeps after the burst.
 const MAX_READERS: usize = 8;
 /// The writer's page cache, in KiB (SQLite's default is 2 MiB). Every click and delivery
-/// touches the indexes of windows, deliveries and counters; with the default, a burst on a
-/// campaign of 200,000 links had the writer spend most of its time copying pages back from
-/// the kernel's cache (`pread`), and it was the redirects' limit (`bench/NOTES.md`).
+/// touches the indexes of windows, deliveries and counters; with the default, in a burst
+/// on a campaign of 200,000 links the writer (the redirects' limit) spent a third of its
+/// time reading and writing pages through the kernel (`bench/NOTES.md`).
 const WRITER_CACHE_KIB: usize = 64 * 1024;
 /// Pages the WAL may hold before the writer copies them into the database (SQLite's
 /// default is 1,000).
