@@ -6,9 +6,9 @@
 //! Jobs come in two queues. The foreground queue holds what a request waits for (a
 //! redirect's click, an API write); the background queue the dispatcher's leases and
 //! outcomes and the retention sweep. While foreground jobs wait, a commit takes one
-//! background job beside them:
-//! in a burst the redirects' clicks are not queued behind the deliveries they cause, and
-//! the deliveries still move (their leases must be written back before they lapse).
+//! background job beside them: in a burst the redirects' clicks are not queued behind
+//! the deliveries they cause, and the deliveries still move (their leases must be
+//! written back before they lapse).
 
 use super::sqlite_error;
 use crate::store::StoreError;

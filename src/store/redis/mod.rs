@@ -34,7 +34,7 @@ pub struct RedisStore {
     /// Replicas that must hold a batch of lead clicks before it counts as written.
     wait_replicas: u32,
     /// Wakes this instance's dispatcher when this instance queued deliveries; shared with
-    /// the dispatcher's copy of the store ([`RedisStore::with_own_connections`]).
+    /// the dispatcher's copy of the store ([`RedisStore::copy_on_own_connections`]).
     queued: Arc<tokio::sync::Notify>,
     timers: Arc<outbox::ClaimTimers>,
     /// How long events and delivery logs are kept, in ms.
@@ -66,7 +66,7 @@ impl RedisStore {
 
     /// This store with connections of its own, made on the calling runtime: their tasks
     /// run there, and a reconnect they need happens there too.
-    pub(super) fn with_own_connections(&self) -> Result<Self, StoreError> {
+    pub(super) fn copy_on_own_connections(&self) -> Result<Self, StoreError> {
         let conn = self.servers.connect(RESPONSE_TIMEOUT)?;
         Ok(Self {
             servers: self.servers.clone(),

@@ -210,6 +210,6 @@ impl Outbox for RedisStore {
     }
 
     fn with_own_connections(&self) -> Result<Option<Arc<dyn Outbox>>, StoreError> {
-        Ok(Some(Arc::new(RedisStore::with_own_connections(self)?)))
+        Ok(Some(Arc::new(self.copy_on_own_connections()?)))
     }
 }
